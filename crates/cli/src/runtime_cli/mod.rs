@@ -1,0 +1,148 @@
+//! `berth-runtime`: runc's command line over the runtime library.
+
+mod args;
+mod log;
+mod spec_template;
+
+use anyhow::{bail, Context, Result};
+use args::{Cli, Command, ListFormat};
+use berth_runtime::container::{self, create::CreateOptions};
+use berth_runtime::StateRoot;
+use clap::Parser;
+use std::io::Write;
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    log::init(&cli);
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error(&format!("{e:#}"));
+            1
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<i32> {
+    let root = StateRoot::new(&cli.root);
+    match &cli.command {
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("{} exists; remove it first", path.display());
+            }
+            let spec = spec_template::default_spec(*rootless);
+            let text = serde_json::to_string_pretty(&spec)?;
+            std::fs::write(&path, text + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Command::Create(c) => {
+            refuse_systemd(cli)?;
+            container::create::create(&root, &c.options(false))?;
+        }
+        Command::Run(r) => {
+            refuse_systemd(cli)?;
+            return Ok(container::run::run(
+                &root,
+                &r.create.options(true),
+                r.detach,
+            )?);
+        }
+        Command::Start { id } => container::start::start(&root, id)?,
+        Command::State { id } => {
+            let st = container::state::read(&root, id)?;
+            println!("{}", container::state::oci_json(&st)?);
+        }
+        Command::Kill { id, signal, all } => {
+            let sig = container::parse_signal(signal)?;
+            container::kill::kill(&root, id, sig, *all)?;
+        }
+        Command::Delete { id, force } => container::delete::delete(&root, id, *force)?,
+        Command::List { format, quiet } => list(&root, *format, *quiet)?,
+        Command::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&berth_runtime::features::features())?
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn refuse_systemd(cli: &Cli) -> Result<()> {
+    if cli.systemd_cgroup {
+        bail!("--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs paths (omit the flag)");
+    }
+    Ok(())
+}
+
+impl args::CreateArgs {
+    fn options(&self, foreground: bool) -> CreateOptions<'_> {
+        CreateOptions {
+            id: &self.id,
+            bundle: &self.bundle,
+            pid_file: self.pid_file.as_deref(),
+            console_socket: self.console_socket.as_deref(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+            foreground,
+        }
+    }
+}
+
+fn list(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<()> {
+    let states = container::list::list(root)?;
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for s in &states {
+            writeln!(out, "{}", s.id)?;
+        }
+        return Ok(());
+    }
+    match format {
+        ListFormat::Json => {
+            let items: Vec<serde_json::Value> = states
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "ociVersion": berth_runtime::state::OCI_VERSION,
+                        "id": s.id,
+                        "pid": if s.status == berth_runtime::Status::Stopped { 0 } else { s.pid },
+                        "status": s.status.as_str(),
+                        "bundle": s.bundle,
+                        "rootfs": s.rootfs,
+                        "created": s.created,
+                        "owner": "root",
+                        "annotations": s.annotations,
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string(&items)?)?;
+        }
+        ListFormat::Table => {
+            writeln!(
+                out,
+                "{:<20} {:<8} {:<10} {:<40} {:<31} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            )?;
+            for s in &states {
+                let pid = if s.status == berth_runtime::Status::Stopped {
+                    0
+                } else {
+                    s.pid
+                };
+                writeln!(
+                    out,
+                    "{:<20} {:<8} {:<10} {:<40} {:<31} root",
+                    s.id,
+                    pid,
+                    s.status.as_str(),
+                    s.bundle.display(),
+                    s.created
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

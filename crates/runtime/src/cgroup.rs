@@ -1,0 +1,81 @@
+//! The runtime's use of the cgroups crate: where a container's cgroup is and how to open it.
+
+use crate::error::Result;
+use berth_cgroups::{CgroupConfig, CgroupManager};
+use oci_spec::runtime::Spec;
+
+pub fn config_for(spec: &Spec, id: &str) -> Result<CgroupConfig> {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref())
+        .map(|p| p.to_string_lossy().into_owned());
+    Ok(berth_cgroups::default_config(path.as_deref(), id)?)
+}
+
+pub fn open(config: &CgroupConfig) -> Result<Box<dyn CgroupManager>> {
+    Ok(berth_cgroups::open(config.clone())?)
+}
+
+use oci_spec::runtime::{
+    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources,
+};
+
+/// Device rules every container needs on top of config.json's (runc's AllowedDevices):
+/// without them a "deny all" rule would take away /dev/null and the terminal.
+const ALLOWED_DEVICES: &[(LinuxDeviceType, Option<i64>, Option<i64>, &str)] = &[
+    (LinuxDeviceType::C, None, None, "m"),
+    (LinuxDeviceType::B, None, None, "m"),
+    (LinuxDeviceType::C, Some(1), Some(3), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(8), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(7), "rwm"),
+    (LinuxDeviceType::C, Some(5), Some(0), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(5), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(9), "rwm"),
+    (LinuxDeviceType::C, Some(5), Some(1), "rwm"),
+    (LinuxDeviceType::C, Some(136), None, "rwm"),
+    (LinuxDeviceType::C, Some(5), Some(2), "rwm"),
+    (LinuxDeviceType::C, Some(10), Some(200), "rwm"),
+];
+
+fn rule(
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> Option<LinuxDeviceCgroup> {
+    let mut b = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(typ)
+        .access(access);
+    if let Some(m) = major {
+        b = b.major(m);
+    }
+    if let Some(m) = minor {
+        b = b.minor(m);
+    }
+    b.build().ok()
+}
+
+/// The resources to write: config.json's, with device rules completed as runc does — the
+/// config's rules, then the always-allowed devices, then each of `linux.devices`.
+pub fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
+    let linux = spec.linux().as_ref()?;
+    let mut res = linux.resources().clone()?;
+    let Some(user_rules) = res.devices().clone() else {
+        return Some(res);
+    };
+    let mut rules = user_rules;
+    rules.extend(
+        ALLOWED_DEVICES
+            .iter()
+            .filter_map(|(t, maj, min, acc)| rule(*t, *maj, *min, acc)),
+    );
+    for d in linux.devices().iter().flatten() {
+        if let Some(r) = rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm") {
+            rules.push(r);
+        }
+    }
+    res.set_devices(Some(rules));
+    Some(res)
+}

@@ -1,0 +1,297 @@
+//! `create`: everything up to a container whose init waits for `start`.
+
+use crate::cgroup;
+use crate::error::{Context, Result, RuntimeError, SysContext};
+use crate::hooks;
+use crate::namespaces::{self, Plan};
+use crate::process::channel::{self, Tag};
+use crate::process::init::{self, InitArgs};
+use crate::spec::{self, Bundle};
+use crate::state::{self, Locked, State, StateRoot, Status, EXEC_FIFO};
+use crate::sys::{self, Forked};
+use berth_cgroups::CgroupManager;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+pub struct CreateOptions<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub pid_file: Option<&'a Path>,
+    pub console_socket: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    /// `run` without -d: the runtime relays the terminal itself, no console socket needed.
+    pub foreground: bool,
+}
+
+pub struct Created {
+    pub locked: Locked,
+    pub state: State,
+    pub bundle: Bundle,
+    /// The terminal's master side when `run` relays it.
+    pub console: Option<OwnedFd>,
+}
+
+/// Undoes a half-made container on every error path: the init and anything it forked,
+/// the cgroup, the state directory.
+struct Cleanup {
+    dir: Option<PathBuf>,
+    pids: Vec<Pid>,
+    cgroup: Option<Box<dyn CgroupManager>>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for pid in self.pids.drain(..) {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.destroy();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Cleanup {
+    fn disarm(mut self) {
+        self.dir = None;
+        self.pids.clear();
+        self.cgroup = None;
+    }
+}
+
+pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
+    let bundle = spec::load(o.bundle)?;
+    let process = bundle
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidConfig("process is missing".into()))?;
+    let terminal = process.terminal() == Some(true);
+    if terminal && o.console_socket.is_none() && !o.foreground {
+        return Err(RuntimeError::InvalidConfig(
+            "process.terminal is true but no --console-socket was given to receive it".into(),
+        ));
+    }
+    if !terminal && o.console_socket.is_some() {
+        return Err(RuntimeError::InvalidConfig(
+            "--console-socket was given but process.terminal is false".into(),
+        ));
+    }
+    let linux = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidConfig("linux is missing".into()))?;
+    let plan = Plan::new(linux)?;
+    let cgroup_config = cgroup::config_for(&bundle.spec, o.id)?;
+
+    let locked = root.claim(o.id)?;
+    let mut cleanup = Cleanup {
+        dir: Some(locked.dir.clone()),
+        pids: Vec::new(),
+        cgroup: None,
+    };
+    let config_copy = locked.dir.join(state::CONFIG_FILE);
+    std::fs::write(&config_copy, &bundle.raw).at(&config_copy)?;
+    let fifo_path = locked.dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .sys(|| format!("mkfifo {}", fifo_path.display()))?;
+    // Read-write so opening never blocks; the init keeps it and reads start's byte.
+    let exec_fifo: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo_path)
+        .at(&fifo_path)?
+        .into();
+    let console_socket = match o.console_socket {
+        Some(path) => {
+            let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+                RuntimeError::ConsoleSocket {
+                    path: path.to_path_buf(),
+                    msg: e.to_string(),
+                }
+            })?;
+            Some((OwnedFd::from(stream), path))
+        }
+        None => None,
+    };
+    let manager = cgroup::open(&cgroup_config)?;
+    let (parent_end, child_end) = channel::pair()?;
+
+    // Namespaces that only apply to children are entered by us just around the clone, and
+    // left again right after it so hooks we run later stay in the host's.
+    let restore = ForChildren::enter(&plan, linux)?;
+    if plan.join_user.is_some() && plan.unshare_after_userns.contains(CloneFlags::CLONE_NEWPID) {
+        nix::sys::prctl::set_child_subreaper(true).sys(|| "PR_SET_CHILD_SUBREAPER".into())?;
+    }
+    let forked = sys::clone_process(plan.clone_flags.bits()).sys(|| "clone".into());
+    restore.leave()?;
+    let child = match forked? {
+        Forked::Child => {
+            drop(parent_end);
+            init::run(InitArgs {
+                id: o.id,
+                bundle: &bundle,
+                plan: &plan,
+                channel: &child_end,
+                exec_fifo: &exec_fifo,
+                console_socket: console_socket.as_ref().map(|(fd, p)| (fd, *p)),
+                preserve_fds: o.preserve_fds,
+                no_pivot: o.no_pivot,
+                no_new_keyring: o.no_new_keyring,
+                cgroup_path: Some(&cgroup_config.path),
+            })
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_end);
+    drop(exec_fifo);
+    drop(console_socket);
+    cleanup.pids.push(child);
+
+    let mut init_pid = child;
+    if plan.join_user.is_some() && plan.unshare_after_userns.contains(CloneFlags::CLONE_NEWPID) {
+        let msg = parent_end.expect(Tag::InitPid)?;
+        let raw: i32 = String::from_utf8_lossy(&msg.payload)
+            .parse()
+            .map_err(|_| RuntimeError::Init("bad init pid message".into()))?;
+        let _ = waitpid(child, None);
+        init_pid = Pid::from_raw(raw);
+        cleanup.pids = vec![init_pid];
+    }
+    if plan.new_user {
+        namespaces::write_id_maps(
+            init_pid,
+            linux.uid_mappings().as_deref().unwrap_or_default(),
+            linux.gid_mappings().as_deref().unwrap_or_default(),
+        )?;
+        parent_end.send(Tag::Mapped, b"")?;
+    }
+    manager.apply(init_pid.as_raw())?;
+    cleanup.cgroup = Some(manager);
+    if let (Some(resources), Some(m)) = (cgroup::effective_resources(&bundle.spec), &cleanup.cgroup)
+    {
+        m.set(&resources)?;
+    }
+    parent_end.send(Tag::CgroupReady, b"")?;
+
+    let mut console = None;
+    loop {
+        let Some(msg) = parent_end.recv()? else {
+            return Err(RuntimeError::Init(
+                "the container's init exited during setup".into(),
+            ));
+        };
+        match msg.tag {
+            Tag::Ready => break,
+            Tag::Error => {
+                return Err(RuntimeError::Init(
+                    String::from_utf8_lossy(&msg.payload).into_owned(),
+                ))
+            }
+            Tag::Console => console = msg.fd,
+            Tag::HookPoint => {
+                let state = super::hook_state(o.id, "creating", init_pid.as_raw(), &bundle)?;
+                let h = bundle.spec.hooks().as_ref();
+                hooks::run(hooks::Kind::Prestart, h, &state)?;
+                hooks::run(hooks::Kind::CreateRuntime, h, &state)?;
+                parent_end.send(Tag::HooksDone, &state)?;
+            }
+            other => {
+                return Err(RuntimeError::Init(format!(
+                    "unexpected {other:?} from the container's init"
+                )))
+            }
+        }
+    }
+
+    let (pid_start, _) = state::process_stat(init_pid.as_raw()).ok_or_else(|| {
+        RuntimeError::Init("the container's init exited right after setup".into())
+    })?;
+    let st = State {
+        id: o.id.to_string(),
+        status: Status::Created,
+        pid: init_pid.as_raw(),
+        pid_start,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        created: state::now_rfc3339(),
+        cgroup: Some(cgroup_config),
+        own_pid_ns: plan.new_pid,
+    };
+    locked.save(&st)?;
+    if let Some(pid_file) = o.pid_file {
+        write_pid_file(pid_file, init_pid)?;
+    }
+    cleanup.disarm();
+    Ok(Created {
+        locked,
+        state: st,
+        bundle,
+        console,
+    })
+}
+
+/// Written atomically: a reader polling for the file never sees it empty.
+pub fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let path = std::path::absolute(path).at(path)?;
+    let tmp = path.with_extension("berth-tmp");
+    std::fs::write(&tmp, pid.as_raw().to_string()).at(&tmp)?;
+    std::fs::rename(&tmp, &path).at(&path)
+}
+
+/// The pid and time namespaces we switch our children into, and how to switch back.
+struct ForChildren {
+    pid: Option<OwnedFd>,
+    time: Option<OwnedFd>,
+}
+
+impl ForChildren {
+    fn enter(plan: &Plan, linux: &oci_spec::runtime::Linux) -> Result<ForChildren> {
+        let own = |name: &str| -> Result<OwnedFd> {
+            let p = format!("/proc/self/ns/{name}");
+            Ok(std::fs::File::open(&p).at(&p)?.into())
+        };
+        let mut r = ForChildren {
+            pid: None,
+            time: None,
+        };
+        if let Some(fd) = &plan.join_pid {
+            r.pid = Some(own("pid_for_children")?);
+            nix::sched::setns(fd, CloneFlags::CLONE_NEWPID)
+                .sys(|| "joining pid namespace".into())?;
+        }
+        let time_flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+        if let Some(fd) = &plan.join_time {
+            r.time = Some(own("time_for_children")?);
+            nix::sched::setns(fd, time_flag).sys(|| "joining time namespace".into())?;
+        } else if plan.new_time {
+            r.time = Some(own("time_for_children")?);
+            nix::sched::unshare(time_flag).sys(|| "creating time namespace".into())?;
+            namespaces::write_time_offsets(linux)?;
+        }
+        Ok(r)
+    }
+
+    fn leave(self) -> Result<()> {
+        if let Some(fd) = self.pid {
+            nix::sched::setns(fd, CloneFlags::CLONE_NEWPID)
+                .sys(|| "leaving pid namespace".into())?;
+        }
+        if let Some(fd) = self.time {
+            nix::sched::setns(fd, CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+                .sys(|| "leaving time namespace".into())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,78 @@
+//! `start`: lets a created container's init exec the user's program.
+
+use crate::error::{Result, RuntimeError, SysContext};
+use crate::hooks;
+use crate::state::{Locked, State, StateRoot, Status, EXEC_FIFO};
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::os::fd::AsFd;
+
+pub fn start(root: &StateRoot, id: &str) -> Result<()> {
+    let (locked, mut state) = root.open(id)?;
+    start_locked(&locked, &mut state)
+}
+
+pub fn start_locked(locked: &Locked, state: &mut State) -> Result<()> {
+    if state.status != Status::Created {
+        return Err(RuntimeError::WrongState {
+            id: state.id.clone(),
+            status: state.status.as_str(),
+            action: "start",
+            wanted: "created",
+        });
+    }
+    let spec = super::state::stored_spec(locked, &state.id)?;
+    signal_exec(locked)?;
+    state.status = Status::Running;
+    locked.save(state)?;
+    if hooks::any(spec.hooks().as_ref(), &[hooks::Kind::Poststart]) {
+        let json = super::state_json(
+            &state.id,
+            "running",
+            Some(state.pid),
+            &state.bundle,
+            &state.annotations,
+        )?;
+        // The runtime-spec: a failing poststart hook is logged, the container runs on.
+        if let Err(e) = hooks::run(hooks::Kind::Poststart, spec.hooks().as_ref(), &json) {
+            crate::log::warn(&e.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Writes the start byte and waits until the init has exec'd: its read-write descriptor of
+/// the fifo is close-on-exec, so we see POLLERR once no reader remains.
+fn signal_exec(locked: &Locked) -> Result<()> {
+    let path = locked.dir.join(EXEC_FIFO);
+    let fd = nix::fcntl::open(
+        &path,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| match e {
+        nix::errno::Errno::ENXIO | nix::errno::Errno::ENOENT => {
+            RuntimeError::Init("the container's init is not waiting for start".into())
+        }
+        e => RuntimeError::Sys {
+            what: format!("opening {}", path.display()),
+            source: e,
+        },
+    })?;
+    nix::unistd::write(&fd, &[0u8]).sys(|| "writing the exec fifo".into())?;
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {
+                let ev = fds[0].revents().unwrap_or(PollFlags::empty());
+                if ev.intersects(PollFlags::POLLERR | PollFlags::POLLHUP) {
+                    break;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).sys(|| "waiting for the container to exec".into()),
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! The container's init: runs in the cloned child, sets the container up step by step in
+//! lockstep with the runtime process, waits for `start`, then becomes the user's program.
+
+use super::channel::{Channel, Tag};
+use super::finalize;
+use crate::error::{Result, RuntimeError, SysContext};
+use crate::hooks;
+use crate::namespaces::{self, Plan};
+use crate::procfs::Proc;
+use crate::rootfs;
+use crate::security::capabilities::Sets;
+use crate::spec::Bundle;
+use crate::sys;
+use crate::tty;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::{Gid, Uid};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// Everything the init needs, borrowed from the runtime process's memory (the init runs on
+/// a copy of it after clone).
+pub struct InitArgs<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub plan: &'a Plan,
+    pub channel: &'a Channel,
+    /// The exec fifo, opened read-write: `start` writes one byte into it.
+    pub exec_fifo: &'a OwnedFd,
+    pub console_socket: Option<(&'a OwnedFd, &'a Path)>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub cgroup_path: Option<&'a Path>,
+}
+
+/// Never returns: either execs the user's program or exits after reporting the error to
+/// the runtime (or, once `create` has returned, to stderr).
+pub fn run(args: InitArgs) -> ! {
+    let err = match setup(&args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    if args
+        .channel
+        .send(Tag::Error, err.to_string().as_bytes())
+        .is_err()
+    {
+        eprintln!("berth-runtime: container {}: {err}", args.id);
+    }
+    // SAFETY-free exit without running the parent's atexit handlers or flushing its
+    // buffers a second time.
+    std::process::exit(127)
+}
+
+fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
+    let spec = &a.bundle.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidConfig("process is missing".into()))?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidConfig("linux is missing".into()))?;
+    sys::unblock_all_signals().sys(|| "sigprocmask".into())?;
+    // If the runtime dies before the container is created, so do we.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys(|| "PR_SET_PDEATHSIG".into())?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+
+    let plan = a.plan;
+    if plan.new_user {
+        a.channel.expect(Tag::Mapped)?;
+        become_ns_root();
+    }
+    if let Some(userns) = &plan.join_user {
+        nix::sched::setns(userns, CloneFlags::CLONE_NEWUSER)
+            .sys(|| "joining user namespace".into())?;
+        become_ns_root();
+        let deferred = plan.unshare_after_userns;
+        nix::sched::unshare(deferred - CloneFlags::CLONE_NEWPID)
+            .sys(|| "creating namespaces".into())?;
+        if deferred.contains(CloneFlags::CLONE_NEWPID) {
+            second_fork(a)?;
+        }
+    }
+    for (t, fd) in &plan.join_in_init {
+        namespaces::join(*t, fd)?;
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).sys(|| format!("sethostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        sys::set_domainname(d).sys(|| format!("setdomainname {d:?}"))?;
+    }
+    let proc = Proc::open()?;
+    if let Some(adj) = process.oom_score_adj() {
+        proc.write("self/oom_score_adj", &adj.to_string())?;
+    }
+    if !a.no_new_keyring {
+        let name = std::ffi::CString::new(format!("_ses.{}", a.id))
+            .map_err(|_| RuntimeError::InvalidId(a.id.into()))?;
+        match sys::join_session_keyring(&name) {
+            // No keyrings in this kernel, or not allowed in this user namespace: runc too
+            // carries on without a private keyring.
+            Ok(()) | Err(nix::errno::Errno::ENOSYS) => {}
+            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)
+                if plan.new_user || plan.join_user.is_some() => {}
+            Err(e) => return Err(e).sys(|| "joining a session keyring".into()),
+        }
+    }
+
+    // The runtime moves us into our cgroup while we mount: wait for it only where it
+    // matters (a cgroup mount or namespace), so the kernel's slow first cgroup attach
+    // overlaps our own work.
+    let mut cgroup_ready = false;
+    let mut wait_cgroup = || -> Result<()> {
+        if !cgroup_ready {
+            a.channel.expect(Tag::CgroupReady)?;
+            if plan.new_cgroup {
+                nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+                    .sys(|| "creating cgroup namespace".into())?;
+            }
+            cgroup_ready = true;
+        }
+        Ok(())
+    };
+    let setup = rootfs::Setup {
+        spec,
+        bundle: &a.bundle.dir,
+        rootfs: &a.bundle.rootfs,
+        cgroup_path: a.cgroup_path,
+        in_new_userns: plan.new_user || plan.join_user.is_some(),
+        new_cgroupns: plan.new_cgroup,
+    };
+    let root = rootfs::prepare(&setup, &mut wait_cgroup)?;
+    root.mkdir_all(process.cwd(), 0o755)?;
+    for (key, value) in linux.sysctl().iter().flatten() {
+        proc.sysctl(key, value)?;
+    }
+    let pty = if process.terminal() == Some(true) {
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let pty = tty::open(&root, size)?;
+        match a.console_socket {
+            Some((sock, path)) => tty::send_master(sock, &pty.master, path)?,
+            None => a.channel.send_with_fd(
+                Tag::Console,
+                b"",
+                Some(std::os::fd::AsRawFd::as_raw_fd(&pty.master)),
+            )?,
+        }
+        Some(pty.slave)
+    } else {
+        None
+    };
+    rootfs::lock_down(&root, spec)?;
+    drop(proc);
+    drop(root);
+
+    let spec_hooks = spec.hooks().as_ref();
+    if hooks::any(
+        spec_hooks,
+        &[
+            hooks::Kind::Prestart,
+            hooks::Kind::CreateRuntime,
+            hooks::Kind::CreateContainer,
+        ],
+    ) {
+        a.channel.send(Tag::HookPoint, b"")?;
+        let state = a.channel.expect(Tag::HooksDone)?.payload;
+        hooks::run(hooks::Kind::CreateContainer, spec_hooks, &state)?;
+    }
+    rootfs::enter(&setup, a.no_pivot)?;
+    wait_cgroup()?;
+
+    nix::unistd::chdir(process.cwd())
+        .sys(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
+    let env = finalize::with_home(
+        process.env().clone().unwrap_or_default(),
+        process.user().uid(),
+    );
+    let args = process.args().as_deref().unwrap_or_default();
+    let program = finalize::find_executable(&args[0], &env)?;
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(Sets::parse)
+        .transpose()?;
+
+    nix::sys::prctl::set_pdeathsig(None::<Signal>).sys(|| "PR_SET_PDEATHSIG".into())?;
+    a.channel.send(Tag::Ready, b"")?;
+    wait_for_start(a.exec_fifo)?;
+
+    if hooks::any(spec_hooks, &[hooks::Kind::StartContainer]) {
+        let state = crate::container::hook_state(
+            a.id,
+            "created",
+            nix::unistd::getpid().as_raw(),
+            a.bundle,
+        )?;
+        hooks::run(hooks::Kind::StartContainer, spec_hooks, &state)?;
+    }
+    if let Some(slave) = &pty {
+        tty::become_console(slave)?;
+    }
+    drop(pty);
+    finalize::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+    let setgroups_allowed = !(plan.new_user || plan.join_user.is_some()) || setgroups_allowed();
+    finalize::become_user(process, caps.as_ref(), setgroups_allowed)?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        process.user().umask().unwrap_or(0o022),
+    ));
+    if process.no_new_privileges() == Some(true) {
+        nix::sys::prctl::set_no_new_privs().sys(|| "PR_SET_NO_NEW_PRIVS".into())?;
+    }
+    Err(finalize::exec(&program, args, &env, a.preserve_fds))
+}
+
+/// In a new user namespace we start as the overflow id until the maps exist; afterwards
+/// become the namespace's root if it is mapped (it may not be: then stay as we are).
+fn become_ns_root() {
+    let _ = nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0));
+    let _ = nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
+}
+
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() == "allow")
+        .unwrap_or(true)
+}
+
+/// After joining a user namespace by path, a new pid namespace only applies to children:
+/// fork once more, report the grandchild's pid, and let it carry on as the init. The
+/// runtime is our subreaper, so the grandchild is adopted by it when we exit.
+fn second_fork(a: &InitArgs) -> Result<()> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID).sys(|| "creating pid namespace".into())?;
+    match sys::clone_process(0).sys(|| "fork into the pid namespace".into())? {
+        sys::Forked::Child => {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys(|| "PR_SET_PDEATHSIG".into())?;
+            Ok(())
+        }
+        sys::Forked::Parent(pid) => {
+            let _ = a
+                .channel
+                .send(Tag::InitPid, pid.as_raw().to_string().as_bytes());
+            std::process::exit(0)
+        }
+    }
+}
+
+/// Blocks until `start` writes its byte into the exec fifo.
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(fifo, &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(RuntimeError::Init("exec fifo closed before start".into())),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).sys(|| "reading the exec fifo".into()),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! What the container's process may do: capabilities and the no_new_privs bit.
+
+pub mod capabilities;
