@@ -59,6 +59,17 @@ pub fn run(kind: Kind, hooks: Option<&Hooks>, state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Runs every hook of `kind`, logging failures as warnings and carrying on: what the
+/// runtime-spec asks for poststart and poststop hooks.
+pub fn run_warn(kind: Kind, hooks: Option<&Hooks>, state_json: &[u8]) {
+    let Some(hooks) = hooks else { return };
+    for hook in kind.of(hooks) {
+        if let Err(e) = run_one(kind, hook, state_json) {
+            crate::log::warn(&e.to_string());
+        }
+    }
+}
+
 fn run_one(kind: Kind, hook: &Hook, state_json: &[u8]) -> Result<()> {
     let fail = |msg: String| RuntimeError::Hook {
         hook: kind.name(),

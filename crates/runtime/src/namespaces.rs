@@ -35,6 +35,9 @@ pub struct Plan {
     pub new_time: bool,
     pub new_pid: bool,
     pub new_user: bool,
+    /// Whether the container has a mount namespace (new or joined). Without one it shares
+    /// the runtime's, where we must not mount anything: it only gets a chroot.
+    pub mount_ns: bool,
     pub join_user: Option<OwnedFd>,
     pub join_pid: Option<OwnedFd>,
     pub join_time: Option<OwnedFd>,
@@ -51,6 +54,7 @@ impl Plan {
             new_time: false,
             new_pid: false,
             new_user: false,
+            mount_ns: false,
             join_user: None,
             join_pid: None,
             join_time: None,
@@ -59,6 +63,9 @@ impl Plan {
         let mut new_flags = CloneFlags::empty();
         for ns in linux.namespaces().as_deref().unwrap_or_default() {
             let t = ns.typ();
+            if t == LinuxNamespaceType::Mount {
+                plan.mount_ns = true;
+            }
             match ns.path() {
                 Some(path) => {
                     let fd: OwnedFd = File::open(path).at(path)?.into();

@@ -132,14 +132,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
             .any(|n| n.typ() == t && n.path().is_none())
     };
     let has = |t| seen.contains(&t);
-    if !has(LinuxNamespaceType::Mount) {
-        return Err(invalid("a mount namespace is required"));
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(invalid("hostname needs the container's own uts namespace"));
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
-        return Err(invalid("hostname needs a new uts namespace"));
-    }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
-        return Err(invalid("domainname needs a new uts namespace"));
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(invalid(
+            "domainname needs the container's own uts namespace",
+        ));
     }
     let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
@@ -180,8 +179,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
             )));
         }
     }
-    if linux.seccomp().is_some() {
-        return Err(RuntimeError::Unsupported("linux.seccomp".into()));
+    if let Some(seccomp) = linux.seccomp() {
+        crate::security::seccomp::compile(seccomp)?;
     }
     if linux.intel_rdt().is_some() {
         return Err(RuntimeError::Unsupported("linux.intelRdt".into()));

@@ -134,9 +134,12 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         nix::sys::prctl::set_child_subreaper(true).sys(|| "PR_SET_CHILD_SUBREAPER".into())?;
     }
     let forked = sys::clone_process(plan.clone_flags.bits()).sys(|| "clone".into());
-    restore.leave()?;
+    if !matches!(forked, Ok(Forked::Child)) {
+        restore.leave()?;
+    }
     let child = match forked? {
         Forked::Child => {
+            // From here on this is the container's init: it never returns into our caller.
             drop(parent_end);
             init::run(InitArgs {
                 id: o.id,
@@ -174,7 +177,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
             linux.uid_mappings().as_deref().unwrap_or_default(),
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
-        parent_end.send(Tag::Mapped, b"")?;
+        parent_end.send_or_peer_error(Tag::Mapped, b"")?;
     }
     manager.apply(init_pid.as_raw())?;
     cleanup.cgroup = Some(manager);
@@ -182,7 +185,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
     {
         m.set(&resources)?;
     }
-    parent_end.send(Tag::CgroupReady, b"")?;
+    parent_end.send_or_peer_error(Tag::CgroupReady, b"")?;
 
     let mut console = None;
     loop {
@@ -200,11 +203,11 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
             }
             Tag::Console => console = msg.fd,
             Tag::HookPoint => {
-                let state = super::hook_state(o.id, "creating", init_pid.as_raw(), &bundle)?;
+                let state = super::hook_state(o.id, "created", init_pid.as_raw(), &bundle)?;
                 let h = bundle.spec.hooks().as_ref();
                 hooks::run(hooks::Kind::Prestart, h, &state)?;
                 hooks::run(hooks::Kind::CreateRuntime, h, &state)?;
-                parent_end.send(Tag::HooksDone, &state)?;
+                parent_end.send_or_peer_error(Tag::HooksDone, &state)?;
             }
             other => {
                 return Err(RuntimeError::Init(format!(

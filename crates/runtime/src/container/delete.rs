@@ -43,9 +43,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     locked.remove()?;
     if had_state && hooks::any(hooks, &[hooks::Kind::Poststop]) {
         let json = super::state_json(id, "stopped", None, &state.bundle, &state.annotations)?;
-        if let Err(e) = hooks::run(hooks::Kind::Poststop, hooks, &json) {
-            crate::log::warn(&e.to_string());
-        }
+        hooks::run_warn(hooks::Kind::Poststop, hooks, &json);
     }
     Ok(())
 }

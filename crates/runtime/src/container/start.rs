@@ -34,9 +34,7 @@ pub fn start_locked(locked: &Locked, state: &mut State) -> Result<()> {
             &state.annotations,
         )?;
         // The runtime-spec: a failing poststart hook is logged, the container runs on.
-        if let Err(e) = hooks::run(hooks::Kind::Poststart, spec.hooks().as_ref(), &json) {
-            crate::log::warn(&e.to_string());
-        }
+        hooks::run_warn(hooks::Kind::Poststart, spec.hooks().as_ref(), &json);
     }
     Ok(())
 }

@@ -140,6 +140,22 @@ impl Channel {
         }))
     }
 
+    /// Sends, and if the other side is gone, returns the error it left behind (a dead
+    /// init's own message explains more than EPIPE).
+    pub fn send_or_peer_error(&self, tag: Tag, payload: &[u8]) -> Result<()> {
+        let Err(e) = self.send(tag, payload) else {
+            return Ok(());
+        };
+        while let Ok(Some(m)) = self.recv() {
+            if m.tag == Tag::Error {
+                return Err(RuntimeError::Init(
+                    String::from_utf8_lossy(&m.payload).into_owned(),
+                ));
+            }
+        }
+        Err(e)
+    }
+
     /// Waits for one specific message; an Error message or a closed channel becomes an error.
     pub fn expect(&self, tag: Tag) -> Result<Message> {
         match self.recv()? {

@@ -139,14 +139,12 @@ fn cstrings<S: AsRef<[u8]>>(items: &[S]) -> Result<Vec<CString>> {
         .collect()
 }
 
-/// Closes (on exec) everything above stderr and the preserved descriptors, then execs.
-pub fn exec(path: &Path, args: &[String], env: &[String], preserve_fds: i32) -> RuntimeError {
+pub fn exec(path: &Path, args: &[String], env: &[String]) -> RuntimeError {
     let run = || -> Result<std::convert::Infallible> {
         let path_c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| RuntimeError::InvalidConfig("executable path has a NUL byte".into()))?;
         let argv = cstrings(args)?;
         let envp = cstrings(env)?;
-        sys::cloexec_from(3 + preserve_fds).sys(|| "close_range".into())?;
         nix::unistd::execve(&path_c, &argv, &envp).sys(|| format!("exec {}", path.display()))
     };
     match run() {

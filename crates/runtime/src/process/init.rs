@@ -9,6 +9,7 @@ use crate::namespaces::{self, Plan};
 use crate::procfs::Proc;
 use crate::rootfs;
 use crate::security::capabilities::Sets;
+use crate::security::seccomp::Filter;
 use crate::spec::Bundle;
 use crate::sys;
 use crate::tty;
@@ -133,8 +134,14 @@ fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
         in_new_userns: plan.new_user || plan.join_user.is_some(),
         new_cgroupns: plan.new_cgroup,
     };
-    let root = rootfs::prepare(&setup, &mut wait_cgroup)?;
-    root.mkdir_all(process.cwd(), 0o755)?;
+    // Without a mount namespace we are in the runtime's: mount nothing there.
+    let root = if plan.mount_ns {
+        let root = rootfs::prepare(&setup, &mut wait_cgroup)?;
+        root.mkdir_all(process.cwd(), 0o755)?;
+        Some(root)
+    } else {
+        None
+    };
     for (key, value) in linux.sysctl().iter().flatten() {
         proc.sysctl(key, value)?;
     }
@@ -143,7 +150,10 @@ fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        let pty = tty::open(&root, size)?;
+        let root = root.as_ref().ok_or_else(|| {
+            RuntimeError::InvalidConfig("process.terminal needs a mount namespace".into())
+        })?;
+        let pty = tty::open(root, size)?;
         match a.console_socket {
             Some((sock, path)) => tty::send_master(sock, &pty.master, path)?,
             None => a.channel.send_with_fd(
@@ -156,7 +166,9 @@ fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
     } else {
         None
     };
-    rootfs::lock_down(&root, spec)?;
+    if let Some(root) = &root {
+        rootfs::lock_down(root, spec)?;
+    }
     drop(proc);
     drop(root);
 
@@ -173,7 +185,12 @@ fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
         let state = a.channel.expect(Tag::HooksDone)?.payload;
         hooks::run(hooks::Kind::CreateContainer, spec_hooks, &state)?;
     }
-    rootfs::enter(&setup, a.no_pivot)?;
+    if plan.mount_ns {
+        rootfs::enter(&setup, a.no_pivot)?;
+    } else {
+        nix::unistd::chroot(&a.bundle.rootfs)
+            .sys(|| format!("chroot {}", a.bundle.rootfs.display()))?;
+    }
     wait_cgroup()?;
 
     nix::unistd::chdir(process.cwd())
@@ -189,6 +206,8 @@ fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
         .as_ref()
         .map(Sets::parse)
         .transpose()?;
+    let seccomp = linux.seccomp().as_ref().map(Filter::prepare).transpose()?;
+    let no_new_privs = process.no_new_privileges() == Some(true);
 
     nix::sys::prctl::set_pdeathsig(None::<Signal>).sys(|| "PR_SET_PDEATHSIG".into())?;
     a.channel.send(Tag::Ready, b"")?;
@@ -208,15 +227,39 @@ fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
     }
     drop(pty);
     finalize::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+    // Nothing of the runtime's may reach the user's program (CVE-2024-21626); marked now,
+    // before a seccomp filter could refuse close_range.
+    sys::cloexec_from(3 + a.preserve_fds).sys(|| "close_range".into())?;
+    let mut seccomp = seccomp;
+    let load_seccomp = |f: Filter| -> Result<()> {
+        let state = crate::container::hook_state(
+            a.id,
+            "running",
+            nix::unistd::getpid().as_raw(),
+            a.bundle,
+        )?;
+        let state: serde_json::Value = serde_json::from_slice(&state).unwrap_or_default();
+        f.load(&state)
+    };
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we are
+    // still privileged. With it, load as late as possible so the filter sees only execve.
+    if !no_new_privs {
+        if let Some(f) = seccomp.take() {
+            load_seccomp(f)?;
+        }
+    }
     let setgroups_allowed = !(plan.new_user || plan.join_user.is_some()) || setgroups_allowed();
     finalize::become_user(process, caps.as_ref(), setgroups_allowed)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         process.user().umask().unwrap_or(0o022),
     ));
-    if process.no_new_privileges() == Some(true) {
+    if no_new_privs {
         nix::sys::prctl::set_no_new_privs().sys(|| "PR_SET_NO_NEW_PRIVS".into())?;
+        if let Some(f) = seccomp.take() {
+            load_seccomp(f)?;
+        }
     }
-    Err(finalize::exec(&program, args, &env, a.preserve_fds))
+    Err(finalize::exec(&program, args, &env))
 }
 
 /// In a new user namespace we start as the overflow id until the maps exist; afterwards

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# install-deps.sh — the Debian 12 packages berth's build, tests and bench need.
+# Idempotent: when every package is already installed it does nothing (no apt at all).
+# Rust itself (cargo, rustfmt, clippy via rustup) is expected to be installed already.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    gcc pkg-config libseccomp-dev
+    # tests: a static busybox for test rootfs, ip, unshare/script (util-linux), ps
+    busybox-static iproute2 util-linux procps
+    # bench: the runtimes we compare with, the timer, tracers, GNU time, the summarizer
+    runc crun hyperfine strace time python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

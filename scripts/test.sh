@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# test.sh — the project's whole check, as CI runs it: system packages, formatting, lints,
+# then every test of the workspace. Tests that need root (real cgroups, namespaces,
+# containers) run when this runs as root, which is how CI runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+echo "== cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test --workspace"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "note: not root: tests that need root will skip themselves" >&2
+fi
+cargo test --workspace
