@@ -346,6 +346,13 @@ mod tests {
         let policy = DevicePolicy::from_rules(&[
             DeviceRule {
                 allow: true,
+                typ: DevType::Block,
+                major: None,
+                minor: None,
+                access: ACC_MKNOD,
+            },
+            DeviceRule {
+                allow: true,
                 typ: DevType::Char,
                 major: Some(1),
                 minor: Some(3),
@@ -358,17 +365,10 @@ mod tests {
                 minor: None,
                 access: ACC_READ | ACC_WRITE,
             },
-            DeviceRule {
-                allow: true,
-                typ: DevType::Block,
-                major: None,
-                minor: None,
-                access: ACC_MKNOD,
-            },
         ])
         .unwrap();
         let p = device_filter_program(&policy);
-        // Exceptions come sorted: b *:* m, c 1:3 rwm, c 136:* rw.
+        // Exceptions keep their order: b *:* m, c 1:3 rwm, c 136:* rw.
         // block 1: jne type; mov r1,r3; and r1,1; jne r1,r3; mov r0,1; exit  (6)
         let b1 = &p[6..12];
         assert_eq!(b1[0], insn(JNE_K, 2, 0, 5, DEV_BLOCK));

@@ -2,8 +2,8 @@
 //! the strings for `devices.allow`/`devices.deny`, and the eBPF program for v2.
 
 use crate::CgroupError;
+use indexmap::IndexMap;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// `m`: may mknod (the values are the kernel's `BPF_DEVCG_ACC_*`).
@@ -154,8 +154,9 @@ fn key(r: &DeviceRule) -> Key {
 pub struct DevicePolicy {
     /// Whether devices not in `exceptions` are allowed.
     pub default_allow: bool,
-    /// Exceptions to the default, with their access bits, in a stable order.
-    exceptions: BTreeMap<Key, u8>,
+    /// Exceptions to the default, with their access bits, in the order they were first
+    /// made: the kernel lists (and the runtime-spec wants) rules in the order applied.
+    exceptions: IndexMap<Key, u8>,
 }
 
 impl fmt::Display for DevicePolicy {
@@ -177,7 +178,7 @@ impl DevicePolicy {
     pub fn deny_all() -> Self {
         DevicePolicy {
             default_allow: false,
-            exceptions: BTreeMap::new(),
+            exceptions: IndexMap::new(),
         }
     }
 
@@ -260,7 +261,7 @@ impl DevicePolicy {
         if let Some(a) = self.exceptions.get_mut(&k) {
             *a &= !r.access;
             if *a == 0 {
-                self.exceptions.remove(&k);
+                self.exceptions.shift_remove(&k);
             }
         }
         Ok(())
@@ -285,7 +286,7 @@ impl DevicePolicy {
     /// of dropped access, then additions.
     pub fn transition(&self, target: &DevicePolicy) -> Vec<DeviceRule> {
         let mut out = Vec::new();
-        let empty = BTreeMap::new();
+        let empty = IndexMap::new();
         let old = if self.default_allow || self.default_allow != target.default_allow {
             out.push(DeviceRule {
                 allow: target.default_allow,
@@ -467,8 +468,8 @@ mod tests {
             writes,
             vec![
                 "devices.deny c 1:5 rwm",
-                "devices.allow c 1:9 r",
                 "devices.allow c 136:* m",
+                "devices.allow c 1:9 r",
             ]
         );
     }

@@ -72,7 +72,13 @@ pub fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
             .filter_map(|(t, maj, min, acc)| rule(*t, *maj, *min, acc)),
     );
     for d in linux.devices().iter().flatten() {
-        if let Some(r) = rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm") {
+        // Fifos aren't devices to the cgroup; "u" (unbuffered) is a character device.
+        let typ = match d.typ() {
+            LinuxDeviceType::P => continue,
+            LinuxDeviceType::U => LinuxDeviceType::C,
+            t => t,
+        };
+        if let Some(r) = rule(typ, Some(d.major()), Some(d.minor()), "rwm") {
             rules.push(r);
         }
     }

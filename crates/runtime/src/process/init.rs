@@ -181,6 +181,8 @@ fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
             hooks::Kind::CreateContainer,
         ],
     ) {
+        // Hooks expect the container in its cgroup (they may configure it).
+        wait_cgroup()?;
         a.channel.send(Tag::HookPoint, b"")?;
         let state = a.channel.expect(Tag::HooksDone)?.payload;
         hooks::run(hooks::Kind::CreateContainer, spec_hooks, &state)?;

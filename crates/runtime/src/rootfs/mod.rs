@@ -43,13 +43,16 @@ fn root_propagation(spec: &Spec) -> Option<MsFlags> {
 
 /// Mounts, devices and links under the root; returns the root's handle for what follows.
 pub fn prepare(setup: &Setup, before_cgroup_mount: &mut dyn FnMut() -> Result<()>) -> Result<Root> {
-    let propagation = root_propagation(setup.spec);
-    let flag = propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // Until pivot_root, our copy of the host's mounts is a slave (private when the config
+    // asks for private or unbindable): nothing we mount reaches the host, and the root can
+    // still be bind-mounted. The configured propagation is applied to the new / after.
+    let flag = match root_propagation(setup.spec) {
+        Some(f) if f.intersects(MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE) => {
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC
+        }
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
     mount(none(), "/", none(), flag, none()).sys(|| "setting propagation of /".into())?;
-    if flag.contains(MsFlags::MS_SHARED) {
-        // pivot_root refuses a new root whose parent mount is shared.
-        make_parent_mount_private(setup.rootfs)?;
-    }
     mount(
         Some(setup.rootfs),
         setup.rootfs,
@@ -145,22 +148,4 @@ pub fn enter(setup: &Setup, no_pivot: bool) -> Result<()> {
         .sys(|| "making the root read-only".into())?;
     }
     Ok(())
-}
-
-fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| {
-        crate::error::RuntimeError::Io {
-            path: "/proc/self/mountinfo".into(),
-            source: e,
-        }
-    })?;
-    let parent = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mp| rootfs.starts_with(mp))
-        .max_by_key(|mp| mp.len())
-        .unwrap_or("/")
-        .to_string();
-    mount(none(), parent.as_str(), none(), MsFlags::MS_PRIVATE, none())
-        .sys(|| format!("making {parent} private"))
 }
