@@ -139,6 +139,9 @@ done
     done
 } > "$OUT/meta.txt"
 printf '%s\n' "${NAMES[@]}" > "$OUT/runtimes.txt"
+if awk -v n="$(nproc)" '{exit !($1 > n / 4)}' /proc/loadavg; then
+    note "the machine was busy at start (load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cpus): figures may be noisy"
+fi
 
 # ---- bundles -------------------------------------------------------------------------
 B=$WORK/bundles

@@ -452,10 +452,9 @@ fn kill_takes_signal_names_and_numbers() {
             .map(|s| s.lines().count())
             .unwrap_or(0)
     };
-    let mut want = 0;
-    for sig in ["USR1", "SIGUSR1", "sigusr1", "10"] {
+    for (i, sig) in ["USR1", "SIGUSR1", "sigusr1", "10"].into_iter().enumerate() {
         env.rt(&["kill", &id, sig]).assert_ok();
-        want += 1;
+        let want = i + 1;
         let got = wait_for(Duration::from_secs(10), || {
             (count("usr1") >= want).then_some(())
         });

@@ -17,6 +17,8 @@ pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 /// The FIFO whose first byte tells a created container's init to run the user's program.
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Written by an init that failed between `start` and execve (a startContainer hook, say).
+pub const START_ERROR: &str = "start.error";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -17,7 +17,7 @@ pub fn main() -> i32 {
     match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
-            log::error(&format!("{e:#}"));
+            log::error(&one_line(&e));
             1
         }
     }
@@ -67,6 +67,22 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The error and its causes on one line, without repeating a cause that an error's own
+/// message already quotes (the library's errors name their source in their text).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn refuse_systemd(cli: &Cli) -> Result<()> {

@@ -69,6 +69,7 @@ impl Cleanup {
 }
 
 pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
+    state::validate_id(o.id)?;
     let bundle = spec::load(o.bundle)?;
     let process = bundle
         .spec
@@ -152,6 +153,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
                 cgroup_path: Some(&cgroup_config.path),
+                state_dir: &locked.dir,
             })
         }
         Forked::Parent(pid) => pid,

@@ -44,12 +44,6 @@ pub fn kill_all(state: &State, signal: Signal) -> Result<()> {
     let Some(config) = &state.cgroup else {
         return signal_init(state, signal);
     };
-    let manager = cgroup::open(config)?;
-    for pid in manager.pids()? {
-        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => return Err(e).sys(|| format!("sending {signal} to {pid}")),
-        }
-    }
-    Ok(())
+    // Freeze, signal every process, thaw: nothing can fork out of the way meanwhile.
+    Ok(cgroup::open(config)?.kill_all(signal)?)
 }

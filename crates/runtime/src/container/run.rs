@@ -59,6 +59,10 @@ fn run_foreground(root: &StateRoot, o: &CreateOptions, mask: &SigSet) -> Result<
     let sfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .sys(|| "signalfd".into())?;
     let init = c.state.init_pid();
+    // The program may ask for its window size first thing: set it before it starts.
+    if let Some(m) = &c.console {
+        copy_window_size(m.as_fd());
+    }
     let started = start_locked(&c.locked, &mut c.state);
     // Release the lock while we wait: `state`, `kill`, `ps` must work meanwhile.
     drop(c.locked);
@@ -115,7 +119,6 @@ fn exit_code(status: WaitStatus) -> Option<i32> {
 fn wait(init: Pid, sfd: &SignalFd, console: Option<&OwnedFd>) -> Result<i32> {
     let _raw = console.map(|_| RawMode::enter());
     if let Some(m) = console {
-        copy_window_size(m.as_fd());
         let _ = nix::fcntl::fcntl(
             m,
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),

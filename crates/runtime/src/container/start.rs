@@ -72,5 +72,10 @@ fn signal_exec(locked: &Locked) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(&path);
+    let err_path = locked.dir.join(crate::state::START_ERROR);
+    if let Ok(msg) = std::fs::read_to_string(&err_path) {
+        let _ = std::fs::remove_file(&err_path);
+        return Err(RuntimeError::Init(msg));
+    }
     Ok(())
 }

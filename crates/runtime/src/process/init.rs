@@ -33,28 +33,58 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub cgroup_path: Option<&'a Path>,
+    /// The container's state directory, where a failure after `start` is reported.
+    pub state_dir: &'a Path,
 }
 
 /// Never returns: either execs the user's program or exits after reporting the error to
 /// the runtime (or, once `create` has returned, to stderr).
 pub fn run(args: InitArgs) -> ! {
-    let err = match setup(&args) {
+    let started = std::cell::Cell::new(None);
+    let err = match setup(&args, &started) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    if args
-        .channel
-        .send(Tag::Error, err.to_string().as_bytes())
-        .is_err()
-    {
-        eprintln!("berth-runtime: container {}: {err}", args.id);
+    let msg = match err {
+        RuntimeError::Init(m) => m,
+        e => e.to_string(),
+    };
+    match started.take() {
+        // Before `create` returned: it reports our error (if it is gone, so is the caller
+        // who would have read it).
+        None => {
+            let _ = args.channel.send(Tag::Error, msg.as_bytes());
+        }
+        // After `start`: leave the error where `start` looks for it, and on our stderr.
+        Some(state_dir) => {
+            report_start_error(&state_dir, &msg);
+            eprintln!("berth-runtime: container {}: {msg}", args.id);
+        }
     }
-    // SAFETY-free exit without running the parent's atexit handlers or flushing its
-    // buffers a second time.
     std::process::exit(127)
 }
 
-fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
+/// `start` waits for the exec fifo to close (at our execve or our exit); a file in the
+/// state directory, written through the descriptor kept from before pivot_root, tells it
+/// which of the two happened.
+fn report_start_error(state_dir: &OwnedFd, msg: &str) {
+    let how = nix::fcntl::OpenHow::new()
+        .flags(
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_CLOEXEC,
+        )
+        .mode(nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_BENEATH | nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS,
+        );
+    if let Ok(fd) = nix::fcntl::openat2(state_dir, crate::state::START_ERROR, how) {
+        let _ = nix::unistd::write(&fd, msg.as_bytes());
+    }
+}
+
+fn setup(
+    a: &InitArgs,
+    started: &std::cell::Cell<Option<OwnedFd>>,
+) -> Result<std::convert::Infallible> {
     let spec = &a.bundle.spec;
     let process = spec
         .process()
@@ -94,6 +124,13 @@ fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         sys::set_domainname(d).sys(|| format!("setdomainname {d:?}"))?;
     }
+    // Opened while the host's paths are in view; used only if we fail after `start`.
+    let state_dir = nix::fcntl::open(
+        a.state_dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .sys(|| format!("opening {}", a.state_dir.display()))?;
     let proc = Proc::open()?;
     if let Some(adj) = process.oom_score_adj() {
         proc.write("self/oom_score_adj", &adj.to_string())?;
@@ -214,6 +251,7 @@ fn setup(a: &InitArgs) -> Result<std::convert::Infallible> {
     nix::sys::prctl::set_pdeathsig(None::<Signal>).sys(|| "PR_SET_PDEATHSIG".into())?;
     a.channel.send(Tag::Ready, b"")?;
     wait_for_start(a.exec_fifo)?;
+    started.set(Some(state_dir));
 
     if hooks::any(spec_hooks, &[hooks::Kind::StartContainer]) {
         let state = crate::container::hook_state(

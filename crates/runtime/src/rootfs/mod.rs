@@ -46,13 +46,19 @@ pub fn prepare(setup: &Setup, before_cgroup_mount: &mut dyn FnMut() -> Result<()
     // Until pivot_root, our copy of the host's mounts is a slave (private when the config
     // asks for private or unbindable): nothing we mount reaches the host, and the root can
     // still be bind-mounted. The configured propagation is applied to the new / after.
+    // A shared root is shared from the start (mounts in the container reach the host, as
+    // rshared volumes promise), with the rootfs's parent made private for pivot_root.
     let flag = match root_propagation(setup.spec) {
         Some(f) if f.intersects(MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE) => {
             MsFlags::MS_PRIVATE | MsFlags::MS_REC
         }
+        Some(f) if f.contains(MsFlags::MS_SHARED) => f,
         _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     mount(none(), "/", none(), flag, none()).sys(|| "setting propagation of /".into())?;
+    if flag.contains(MsFlags::MS_SHARED) {
+        make_parent_mount_private(setup.rootfs)?;
+    }
     mount(
         Some(setup.rootfs),
         setup.rootfs,
@@ -148,4 +154,24 @@ pub fn enter(setup: &Setup, no_pivot: bool) -> Result<()> {
         .sys(|| "making the root read-only".into())?;
     }
     Ok(())
+}
+
+/// pivot_root refuses a new root whose parent mount is shared: make that one private.
+fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| {
+        crate::error::RuntimeError::Io {
+            path: "/proc/self/mountinfo".into(),
+            source: e,
+        }
+    })?;
+    let dir = rootfs.parent().unwrap_or(rootfs);
+    let parent = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| dir.starts_with(mp))
+        .max_by_key(|mp| mp.len())
+        .unwrap_or("/")
+        .to_string();
+    mount(none(), parent.as_str(), none(), MsFlags::MS_PRIVATE, none())
+        .sys(|| format!("making {parent} private"))
 }
