@@ -35,6 +35,33 @@ pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens a cgroup file for several single-write updates (see [`write_to`]).
+pub(crate) fn open_write(path: &Path) -> Result<File, CgroupError> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| CgroupError::Write {
+            path: path.to_path_buf(),
+            value: String::new(),
+            source,
+        })
+}
+
+/// One `write(2)` of `value` to an already open cgroup file.
+pub(crate) fn write_to(f: &mut File, path: &Path, value: &str) -> Result<(), CgroupError> {
+    let err = |source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    };
+    let n = f.write(value.as_bytes()).map_err(err)?;
+    if n != value.len() {
+        return Err(err(io::Error::new(io::ErrorKind::WriteZero, "short write")));
+    }
+    Ok(())
+}
+
 /// Reads the whole of `dir/file`.
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String, CgroupError> {
     read_path(&dir.join(file))

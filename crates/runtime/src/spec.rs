@@ -294,7 +294,7 @@ mod tests {
             r#""sysctl":{"net.ipv4.ip_forward":"1"},"namespaces""#,
         );
         let err = validate(&spec(&format!("{s}}}"))).unwrap_err();
-        assert!(err.to_string().contains("network"), "{err}");
+        assert!(err.to_string().contains("net namespace"), "{err}");
     }
 
     #[test]

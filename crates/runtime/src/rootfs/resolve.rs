@@ -68,30 +68,23 @@ impl Root {
     }
 
     /// Creates every missing directory of `rel` and returns an O_PATH descriptor of the last.
+    /// Each directory we create is made with mkdirat in its parent's descriptor and then
+    /// reopened from the root, so a symlink raced into its place still resolves inside.
     pub fn mkdir_all(&self, rel: &Path, mode: u32) -> Result<OwnedFd> {
-        let mut prefix = PathBuf::new();
-        let mut dir = self
-            .open_at(Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY)
-            .map_err(|e| err(&self.path, e))?;
-        for comp in relative(rel).components() {
-            let Component::Normal(name) = comp else {
-                continue;
-            };
-            prefix.push(name);
-            dir = match self.open_at(&prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
-                Ok(fd) => fd,
-                Err(Errno::ENOENT) => {
-                    match nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_retain(mode)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(err(&self.display(&prefix), e)),
-                    }
-                    self.open_at(&prefix, OFlag::O_PATH | OFlag::O_DIRECTORY)
-                        .map_err(|e| err(&self.display(&prefix), e))?
-                }
-                Err(e) => return Err(err(&self.display(&prefix), e)),
-            };
+        let rel = relative(rel);
+        match self.open_at(&rel, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) if !rel.as_os_str().is_empty() => {}
+            Err(e) => return Err(err(&self.display(&rel), e)),
         }
-        Ok(dir)
+        let (parent, name) = split(&rel);
+        let dir = self.mkdir_all(&parent, mode)?;
+        match nix::sys::stat::mkdirat(dir.as_fd(), &name, Mode::from_bits_retain(mode)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(err(&self.display(&rel), e)),
+        }
+        self.open_at(&rel, OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .map_err(|e| err(&self.display(&rel), e))
     }
 
     /// Ensures a regular file (or whatever already exists) at `rel`, creating its parents;

@@ -204,3 +204,15 @@ pub fn open_pty_peer(master: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
     // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Drops capability number `cap` from the bounding set; false once `cap` is past the
+/// last capability this kernel knows (EINVAL), so callers can loop without probing first.
+pub fn capbset_drop(cap: u32) -> nix::Result<bool> {
+    // SAFETY: PR_CAPBSET_DROP takes the capability number as an integer argument.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    match Errno::result(ret) {
+        Ok(_) => Ok(true),
+        Err(Errno::EINVAL) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
