@@ -3,7 +3,7 @@
 #
 # usage: bench/run.sh [--quick] [--isolated] [--runtime PATH] [--sections LIST]
 #                     [--runs N] [--warmup N] [--passes N] [--out DIR]
-#   --runtime PATH  berth-runtime to measure (default ./target/release/berth-runtime,
+#   --runtime PATH  berth-runtime to measure (default ./target/x86_64-unknown-linux-gnu/release/berth-runtime,
 #                   built with `cargo build --release -p berth-cli` when missing)
 #   --quick         30 runs per command, 1 pass, fewer RSS/strace samples
 #   --isolated      only the "single start after a quiet spell" figures: run-iso,phases-iso
@@ -29,7 +29,7 @@ ALL_SECTIONS=run,run-iso,phases,phases-iso,variants,exec,rss,strace
 usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0
-RUNTIME=$REPO/target/release/berth-runtime
+RUNTIME=$REPO/target/x86_64-unknown-linux-gnu/release/berth-runtime
 SECTIONS=$ALL_SECTIONS
 RUNS="" WARMUP="" PASSES="" OUT=""
 while [ $# -gt 0 ]; do
@@ -61,7 +61,7 @@ if [ "${BERTH_BENCH_NS:-}" != 1 ]; then
     fi
     "$REPO/scripts/install-deps.sh"
     if [ ! -x "$RUNTIME" ]; then
-        if [ "$RUNTIME" = "$REPO/target/release/berth-runtime" ]; then
+        if [ "$RUNTIME" = "$REPO/target/x86_64-unknown-linux-gnu/release/berth-runtime" ]; then
             (cd "$REPO" && cargo build --release -p berth-cli)
         else
             echo "bench/run.sh: $RUNTIME is not an executable" >&2
@@ -139,8 +139,18 @@ done
     done
 } > "$OUT/meta.txt"
 printf '%s\n' "${NAMES[@]}" > "$OUT/runtimes.txt"
-if awk -v n="$(nproc)" '{exit !($1 > n / 4)}' /proc/loadavg; then
-    note "the machine was busy at start (load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cpus): figures may be noisy"
+# CPU use of everything else over one second (the load average lags by minutes)
+cpu_busy() {
+    local _ u n s i w q sq st t1 i1
+    read -r _ u n s i w q sq st _ < /proc/stat; t1=$((u + n + s + i + w + q + sq + st)); i1=$((i + w))
+    sleep 1
+    read -r _ u n s i w q sq st _ < /proc/stat
+    echo $(( 100 * ((u + n + s + i + w + q + sq + st - t1) - (i + w - i1)) / (u + n + s + i + w + q + sq + st - t1) ))
+}
+busy=$(cpu_busy)
+echo "cpu busy before start: $busy%" | tee -a "$OUT/meta.txt"
+if [ "$busy" -gt 15 ]; then
+    note "the machine was busy at start ($busy% cpu used by other processes): figures may be noisy"
 fi
 
 # ---- bundles -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ scripts/install-deps.sh
 
 echo "== cargo build --release -p berth-cli"
 cargo build --release -p berth-cli
-RT=$PWD/target/release/berth-runtime
+RT=$PWD/target/x86_64-unknown-linux-gnu/release/berth-runtime
 
 BUNDLE=$PWD/target/quickstart
 echo "== bundle: $BUNDLE (busybox rootfs + berth-runtime spec)"

@@ -76,7 +76,14 @@ pub(crate) fn read_path(path: &Path) -> Result<String, CgroupError> {
 }
 
 fn read_raw(path: &Path) -> io::Result<String> {
-    let mut s = String::with_capacity(64);
+    read_with_capacity(path, 64)
+}
+
+/// Reads a /proc or cgroupfs file with a buffer of `cap` bytes to start with: these files
+/// report size 0, and each short read of a generated file like mountinfo costs a pass of
+/// the kernel over its data, so big files get a big buffer up front.
+pub(crate) fn read_with_capacity(path: &Path, cap: usize) -> io::Result<String> {
+    let mut s = String::with_capacity(cap);
     File::open(path)?.read_to_string(&mut s)?;
     Ok(s)
 }

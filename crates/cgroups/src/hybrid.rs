@@ -101,6 +101,11 @@ impl CgroupManager for HybridManager {
         self.v2.apply(pid)
     }
 
+    fn join_self(&self, in_unified: bool) -> Result<(), CgroupError> {
+        self.v1.join_self(in_unified)?;
+        self.v2.join_self(in_unified)
+    }
+
     fn set(&self, r: &LinuxResources) -> Result<(), CgroupError> {
         if crate::resources::is_empty(r) {
             return Ok(());

@@ -68,6 +68,13 @@ pub trait CgroupManager: Send + Sync {
     /// Creates the cgroup directories if needed and moves `pid` in: one `cgroup.procs`
     /// write per hierarchy.
     fn apply(&self, pid: i32) -> Result<(), CgroupError>;
+    /// Moves the calling process in from inside (call it in a single-threaded process, e.g.
+    /// a container's init, after [`create`](Self::create)). On v1 it writes "0" to each
+    /// hierarchy's `tasks`: a thread moving itself skips the kernel's global threadgroup
+    /// lock, whose writer side waits for an RCU grace period (~14 ms after a quiet spell)
+    /// on every `cgroup.procs` write. `in_unified`: the process already is in the unified
+    /// cgroup (cloned there with CLONE_INTO_CGROUP), so the unified side is left alone.
+    fn join_self(&self, in_unified: bool) -> Result<(), CgroupError>;
     /// Writes the resources where the kernel reads them. Every resource is checked against
     /// the layout before anything is written; one that cannot be honoured is an error
     /// naming it.

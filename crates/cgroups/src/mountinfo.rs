@@ -168,7 +168,13 @@ impl Layout {
                 });
             }
         }
-        let text = crate::fsutil::read_path(Path::new("/proc/self/mountinfo"))?;
+        let path = Path::new("/proc/self/mountinfo");
+        let text = crate::fsutil::read_with_capacity(path, 64 * 1024).map_err(|source| {
+            CgroupError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         Self::from_mounts(parse_mountinfo(&text))
     }
 

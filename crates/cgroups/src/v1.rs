@@ -663,6 +663,14 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    fn join_self(&self, _in_unified: bool) -> Result<(), CgroupError> {
+        for (h, dir) in &self.hierarchies {
+            self.ensure(h, dir)?;
+            fsutil::write(dir, "tasks", "0")?;
+        }
+        Ok(())
+    }
+
     fn set(&self, r: &LinuxResources) -> Result<(), CgroupError> {
         if resources::is_empty(r) {
             return Ok(());

@@ -518,6 +518,14 @@ impl CgroupManager for V2Manager {
         fsutil::write(&self.dir, "cgroup.procs", &pid.to_string())
     }
 
+    fn join_self(&self, in_unified: bool) -> Result<(), CgroupError> {
+        if in_unified {
+            return Ok(());
+        }
+        self.ensure()?;
+        fsutil::write(&self.dir, "cgroup.procs", "0")
+    }
+
     fn set(&self, r: &LinuxResources) -> Result<(), CgroupError> {
         self.set_checked(r)
     }

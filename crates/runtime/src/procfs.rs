@@ -58,3 +58,18 @@ impl Proc {
         self.write(&format!("sys/{}", key.replace('.', "/")), value)
     }
 }
+
+/// /proc/self/mountinfo in one read: the file reports size 0, and every short read makes
+/// the kernel walk the mount table again.
+pub fn mountinfo() -> Result<String> {
+    use std::io::Read;
+    let path = "/proc/self/mountinfo";
+    let mut text = String::with_capacity(64 * 1024);
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|e| RuntimeError::Io {
+            path: path.into(),
+            source: e,
+        })?;
+    Ok(text)
+}

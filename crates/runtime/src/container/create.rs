@@ -14,7 +14,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub struct CreateOptions<'a> {
@@ -126,6 +126,27 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         None => None,
     };
     let manager = cgroup::open(&cgroup_config)?;
+    // The directories exist before the init does: it can then be cloned straight into the
+    // unified cgroup and move itself into the v1 ones, both without the kernel's global
+    // migration lock (see CgroupManager::join_self). In a user namespace the init can't
+    // write the host's cgroupfs, so there we move it from outside.
+    manager.create()?;
+    let self_join = !plan.new_user && plan.join_user.is_none();
+    let unified = if self_join {
+        manager.unified_dir().and_then(|d| {
+            nix::fcntl::open(
+                &d,
+                nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok()
+        })
+    } else {
+        None
+    };
+    cleanup.cgroup = Some(manager);
     let (parent_end, child_end) = channel::pair()?;
 
     // Namespaces that only apply to children are entered by us just around the clone, and
@@ -134,7 +155,17 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
     if plan.join_user.is_some() && plan.unshare_after_userns.contains(CloneFlags::CLONE_NEWPID) {
         nix::sys::prctl::set_child_subreaper(true).sys(|| "PR_SET_CHILD_SUBREAPER".into())?;
     }
-    let forked = sys::clone_process(plan.clone_flags.bits()).sys(|| "clone".into());
+    let flags = plan.clone_flags.bits();
+    let mut in_unified = unified.is_some();
+    let forked = match sys::clone3_process(flags, unified.as_ref().map(|f| f.as_fd())) {
+        // Older kernels, or a unified cgroup that can't take processes directly.
+        Err(_) if in_unified => {
+            in_unified = false;
+            sys::clone_process(flags)
+        }
+        other => other,
+    }
+    .sys(|| "clone".into());
     if !matches!(forked, Ok(Forked::Child)) {
         restore.leave()?;
     }
@@ -153,6 +184,8 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
                 cgroup_path: Some(&cgroup_config.path),
+                cgroup: cleanup.cgroup.as_deref().filter(|_| self_join),
+                in_unified,
                 state_dir: &locked.dir,
             })
         }
@@ -181,11 +214,13 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         )?;
         parent_end.send_or_peer_error(Tag::Mapped, b"")?;
     }
-    manager.apply(init_pid.as_raw())?;
-    cleanup.cgroup = Some(manager);
-    if let (Some(resources), Some(m)) = (cgroup::effective_resources(&bundle.spec), &cleanup.cgroup)
-    {
-        m.set(&resources)?;
+    if let Some(m) = &cleanup.cgroup {
+        if !self_join {
+            m.apply(init_pid.as_raw())?;
+        }
+        if let Some(resources) = cgroup::effective_resources(&bundle.spec) {
+            m.set(&resources)?;
+        }
     }
     parent_end.send_or_peer_error(Tag::CgroupReady, b"")?;
 

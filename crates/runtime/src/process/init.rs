@@ -33,6 +33,10 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub cgroup_path: Option<&'a Path>,
+    /// Set when the init moves itself into its cgroups (not in a user namespace).
+    pub cgroup: Option<&'a dyn berth_cgroups::CgroupManager>,
+    /// Whether clone already put us in the unified cgroup.
+    pub in_unified: bool,
     /// The container's state directory, where a failure after `start` is reported.
     pub state_dir: &'a Path,
 }
@@ -114,6 +118,10 @@ fn setup(
         if deferred.contains(CloneFlags::CLONE_NEWPID) {
             second_fork(a)?;
         }
+    }
+    // Before joining namespaces by path: the cgroup paths are the host's as we see them now.
+    if let Some(cg) = a.cgroup {
+        cg.join_self(a.in_unified)?;
     }
     for (t, fd) in &plan.join_in_init {
         namespaces::join(*t, fd)?;

@@ -158,12 +158,7 @@ pub fn enter(setup: &Setup, no_pivot: bool) -> Result<()> {
 
 /// pivot_root refuses a new root whose parent mount is shared: make that one private.
 fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| {
-        crate::error::RuntimeError::Io {
-            path: "/proc/self/mountinfo".into(),
-            source: e,
-        }
-    })?;
+    let info = crate::procfs::mountinfo()?;
     let dir = rootfs.parent().unwrap_or(rootfs);
     let parent = info
         .lines()

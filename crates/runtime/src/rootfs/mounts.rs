@@ -175,10 +175,7 @@ struct CgroupMount {
 }
 
 fn host_cgroup_mounts() -> Result<Vec<CgroupMount>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| RuntimeError::Io {
-        path: "/proc/self/mountinfo".into(),
-        source: e,
-    })?;
+    let text = crate::procfs::mountinfo()?;
     Ok(parse_cgroup_mounts(&text))
 }
 
