@@ -125,7 +125,8 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         }
         None => None,
     };
-    let manager = cgroup::open(&cgroup_config)?;
+    let layout = berth_cgroups::Layout::detect()?;
+    let manager = berth_cgroups::open_with(layout.clone(), cgroup_config.clone())?;
     // The directories exist before the init does: it can then be cloned straight into the
     // unified cgroup and move itself into the v1 ones, both without the kernel's global
     // migration lock (see CgroupManager::join_self). In a user namespace the init can't
@@ -184,6 +185,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
                 cgroup_path: Some(&cgroup_config.path),
+                cgroup_layout: Some(&layout),
                 cgroup: cleanup.cgroup.as_deref().filter(|_| self_join),
                 in_unified,
                 state_dir: &locked.dir,

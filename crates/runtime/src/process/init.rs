@@ -33,6 +33,7 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub cgroup_path: Option<&'a Path>,
+    pub cgroup_layout: Option<&'a berth_cgroups::Layout>,
     /// Set when the init moves itself into its cgroups (not in a user namespace).
     pub cgroup: Option<&'a dyn berth_cgroups::CgroupManager>,
     /// Whether clone already put us in the unified cgroup.
@@ -176,6 +177,7 @@ fn setup(
         bundle: &a.bundle.dir,
         rootfs: &a.bundle.rootfs,
         cgroup_path: a.cgroup_path,
+        cgroup_layout: a.cgroup_layout,
         in_new_userns: plan.new_user || plan.join_user.is_some(),
         new_cgroupns: plan.new_cgroup,
     };

@@ -29,6 +29,7 @@ pub struct Setup<'a> {
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
     pub cgroup_path: Option<&'a Path>,
+    pub cgroup_layout: Option<&'a berth_cgroups::Layout>,
     pub in_new_userns: bool,
     pub new_cgroupns: bool,
 }
@@ -72,6 +73,7 @@ pub fn prepare(setup: &Setup, before_cgroup_mount: &mut dyn FnMut() -> Result<()
         root: &root,
         bundle: setup.bundle,
         cgroup_path: setup.cgroup_path,
+        cgroup_layout: setup.cgroup_layout,
         in_new_userns: setup.in_new_userns,
         new_cgroupns: setup.new_cgroupns,
     };

@@ -15,6 +15,9 @@ pub struct Context<'a> {
     /// The container's cgroup path (e.g. /berth/ctr1), for bind-mounting its own cgroup when
     /// it has no cgroup namespace.
     pub cgroup_path: Option<&'a Path>,
+    /// The host's cgroup mounts as the runtime already found them (saves re-reading
+    /// mountinfo); `None` means look them up.
+    pub cgroup_layout: Option<&'a berth_cgroups::Layout>,
     pub in_new_userns: bool,
     pub new_cgroupns: bool,
 }
@@ -174,9 +177,35 @@ struct CgroupMount {
     subsystems: String,
 }
 
-fn host_cgroup_mounts() -> Result<Vec<CgroupMount>> {
-    let text = crate::procfs::mountinfo()?;
-    Ok(parse_cgroup_mounts(&text))
+fn host_cgroup_mounts(layout: Option<&berth_cgroups::Layout>) -> Result<Vec<CgroupMount>> {
+    use berth_cgroups::Layout;
+    let v1 = |hs: &[berth_cgroups::V1Hierarchy]| -> Vec<CgroupMount> {
+        hs.iter()
+            .map(|h| CgroupMount {
+                mountpoint: h.mount_point.clone(),
+                fstype: "cgroup".into(),
+                subsystems: h.controllers.join(","),
+            })
+            .collect()
+    };
+    let unified = |p: &Path| CgroupMount {
+        mountpoint: p.to_path_buf(),
+        fstype: "cgroup2".into(),
+        subsystems: String::new(),
+    };
+    Ok(match layout {
+        Some(Layout::V1 { hierarchies }) => v1(hierarchies),
+        Some(Layout::V2 { mount_point }) => vec![unified(mount_point)],
+        Some(Layout::Hybrid {
+            hierarchies,
+            unified: u,
+        }) => {
+            let mut all = v1(hierarchies);
+            all.push(unified(u));
+            all
+        }
+        None => parse_cgroup_mounts(&crate::procfs::mountinfo()?),
+    })
 }
 
 fn parse_cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
@@ -222,7 +251,7 @@ fn parse_cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
 
 fn mount_cgroup(ctx: &Context, m: &Mount, opts: &MountOptions) -> Result<()> {
     let dest = m.destination();
-    let hosts = host_cgroup_mounts()?;
+    let hosts = host_cgroup_mounts(ctx.cgroup_layout)?;
     let flags = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
     let unified_only = hosts.len() == 1 && hosts[0].fstype == "cgroup2";
     if unified_only {
