@@ -45,10 +45,17 @@ pub enum RuntimeError {
     Cgroup(#[from] berth_cgroups::CgroupError),
     #[error("container init: {0}")]
     Init(String),
+    /// A process being started in a running container (`exec`) failed before execve.
+    #[error("{0}")]
+    Process(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("console socket {path}: {msg}")]
     ConsoleSocket { path: PathBuf, msg: String },
+    #[error("invalid value for {flag}: {msg}")]
+    InvalidValue { flag: String, msg: String },
+    #[error("{what}: {msg}")]
+    Failed { what: String, msg: String },
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -16,7 +16,8 @@ pub struct Pty {
     pub slave: OwnedFd,
 }
 
-pub fn open(root: &Root, size: Option<(u16, u16)>) -> Result<Pty> {
+/// A pty from the container's devpts instance, with its window size set.
+pub fn allocate(root: &Root, size: Option<(u16, u16)>) -> Result<Pty> {
     let master = root
         .open_at(Path::new("/dev/pts/ptmx"), OFlag::O_RDWR | OFlag::O_NOCTTY)
         .sys(|| "opening the container's /dev/pts/ptmx (is devpts mounted?)".into())?;
@@ -30,18 +31,21 @@ pub fn open(root: &Root, size: Option<(u16, u16)>) -> Result<Pty> {
     if let Some((rows, cols)) = size {
         sys::set_window_size(master.as_fd(), rows, cols).sys(|| "setting console size".into())?;
     }
-    // /dev/console is the slave itself, bind-mounted from our descriptor (never from a
-    // path the container could have swapped: CVE-2025-52565).
-    let console = root.ensure_file(Path::new("/dev/console"))?;
+    Ok(Pty { master, slave })
+}
+
+/// Makes /dev/console the pty's slave itself, bind-mounted from our descriptor (never from
+/// a path the container could have swapped: CVE-2025-52565).
+pub fn bind_console(root: &Root, slave: &OwnedFd) -> Result<()> {
+    let console = root.fresh_file(Path::new("/dev/console"))?;
     mount(
-        Some(fd_path(&slave).as_str()),
+        Some(fd_path(slave).as_str()),
         fd_path(&console).as_str(),
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .sys(|| "bind-mounting the pty on /dev/console".into())?;
-    Ok(Pty { master, slave })
+    .sys(|| "bind-mounting the pty on /dev/console".into())
 }
 
 /// Sends the master over the console socket as runc does (SCM_RIGHTS, name as payload).

@@ -117,6 +117,63 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Suspend every process of a container (cgroup freezer)
+    Pause(crate::runtime_cli::cgroup_verbs::IdArg),
+    /// Resume every process of a paused container
+    Resume(crate::runtime_cli::cgroup_verbs::IdArg),
+    /// Show the processes running in a container
+    Ps(crate::runtime_cli::cgroup_verbs::PsArgs),
+    /// Print a container's events (stats, OOM kills) as JSON lines
+    Events(crate::runtime_cli::cgroup_verbs::EventsArgs),
+    /// Change a container's resource limits
+    Update(crate::runtime_cli::cgroup_verbs::UpdateArgs),
     /// Print the runtime-spec features document
     Features,
+    /// Run another process in a running container
+    Exec(ExecArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Container id
+    pub id: String,
+    /// The command and its arguments (unless --process)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// A runtime-spec process JSON file describing what to run
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Unix socket that receives the terminal's master fd
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Don't wait for the process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's pid here
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE), repeatable
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional group ids, repeatable
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (e.g. CAP_NET_ADMIN), repeatable
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Pass this many extra fds (from 3 up) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
 }

@@ -1,6 +1,7 @@
 //! `berth-runtime`: runc's command line over the runtime library.
 
 mod args;
+mod cgroup_verbs;
 mod log;
 mod spec_template;
 
@@ -59,6 +60,12 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Delete { id, force } => container::delete::delete(&root, id, *force)?,
         Command::List { format, quiet } => list(&root, *format, *quiet)?,
+        Command::Pause(_)
+        | Command::Resume(_)
+        | Command::Ps(_)
+        | Command::Events(_)
+        | Command::Update(_) => return cgroup_verbs::dispatch(&root, &cli.command),
+        Command::Exec(e) => return exec(&root, e),
         Command::Features => {
             println!(
                 "{}",
@@ -83,6 +90,53 @@ fn one_line(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+fn exec(root: &StateRoot, e: &args::ExecArgs) -> Result<i32> {
+    let process = match &e.process {
+        Some(path) => {
+            let raw = std::fs::read(path)
+                .with_context(|| format!("reading --process {}", path.display()))?;
+            Some(serde_json::from_slice(&raw).with_context(|| {
+                format!("--process {}: not a runtime-spec process", path.display())
+            })?)
+        }
+        None => None,
+    };
+    let user = match &e.user {
+        Some(u) => {
+            let (uid, gid) = match u.split_once(':') {
+                Some((a, b)) => (a, Some(b)),
+                None => (u.as_str(), None),
+            };
+            let uid = uid
+                .parse()
+                .with_context(|| format!("--user {u:?}: uid must be a number"))?;
+            let gid = gid
+                .map(|g| g.parse())
+                .transpose()
+                .with_context(|| format!("--user {u:?}: gid must be a number"))?;
+            Some((uid, gid))
+        }
+        None => None,
+    };
+    let opts = container::exec::ExecOptions {
+        id: &e.id,
+        process,
+        args: e.command.clone(),
+        tty: e.tty,
+        console_socket: e.console_socket.as_deref(),
+        detach: e.detach,
+        pid_file: e.pid_file.as_deref(),
+        cwd: e.cwd.as_deref(),
+        env: e.env.clone(),
+        user,
+        additional_gids: e.additional_gids.clone(),
+        caps: e.cap.clone(),
+        no_new_privs: e.no_new_privs,
+        preserve_fds: e.preserve_fds,
+    };
+    Ok(container::exec::exec(root, &opts)?)
 }
 
 fn refuse_systemd(cli: &Cli) -> Result<()> {

@@ -70,6 +70,9 @@ impl Cleanup {
 
 pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
     state::validate_id(o.id)?;
+    // A container sharing our pid namespace must not reach this binary through
+    // /proc/<pid>/exe either (CVE-2019-5736); the init inherits this until its execve.
+    nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
     let bundle = spec::load(o.bundle)?;
     let process = bundle
         .spec

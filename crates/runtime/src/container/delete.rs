@@ -30,14 +30,21 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             })
         }
     }
+    let spec = super::state::stored_spec(&locked, id).ok();
     if let Some(config) = &state.cgroup {
         // Without a pid namespace of its own, the init's children outlive it.
         if !state.own_pid_ns {
             let _ = kill_all(&state, Signal::SIGKILL);
         }
         cgroup::open(config)?.destroy()?;
+    } else if let Some(config) = spec.as_ref().and_then(|s| cgroup::config_for(s, id).ok()) {
+        // A create that died before recording its state may have made the cgroup and even
+        // left an init waiting for start in it: the cgroup config.json names is the only
+        // trace of it.
+        let manager = cgroup::open(&config)?;
+        let _ = manager.kill_all(Signal::SIGKILL);
+        manager.destroy()?;
     }
-    let spec = super::state::stored_spec(&locked, id).ok();
     let hooks = spec.as_ref().and_then(|s| s.hooks().as_ref());
     let had_state = state.pid != 0;
     locked.remove()?;

@@ -10,6 +10,20 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// Enters the working directory through a descriptor resolved inside the root we now
+/// live in (no magic links): a cwd like /proc/self/fd/N naming a descriptor of ours can't
+/// put the process outside the container (CVE-2024-21626).
+pub fn enter_cwd(cwd: &Path) -> Result<()> {
+    let root = crate::rootfs::Root::open(Path::new("/"))?;
+    let dir = root
+        .open_at(
+            cwd,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+        )
+        .sys(|| format!("process.cwd {}", cwd.display()))?;
+    nix::unistd::fchdir(&dir).sys(|| format!("chdir to {}", cwd.display()))
+}
+
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {

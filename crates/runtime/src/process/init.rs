@@ -100,6 +100,10 @@ fn setup(
         .as_ref()
         .ok_or_else(|| RuntimeError::InvalidConfig("linux is missing".into()))?;
     sys::unblock_all_signals().sys(|| "sigprocmask".into())?;
+    // Until execve this process is a copy of the runtime: not dumpable, so no process in
+    // the container can open /proc/<pid>/exe (the runtime binary) or our descriptors
+    // (CVE-2019-5736). execve of the user's program makes it dumpable again.
+    nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
     // If the runtime dies before the container is created, so do we.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys(|| "PR_SET_PDEATHSIG".into())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -200,7 +204,8 @@ fn setup(
         let root = root.as_ref().ok_or_else(|| {
             RuntimeError::InvalidConfig("process.terminal needs a mount namespace".into())
         })?;
-        let pty = tty::open(root, size)?;
+        let pty = tty::allocate(root, size)?;
+        tty::bind_console(root, &pty.slave)?;
         match a.console_socket {
             Some((sock, path)) => tty::send_master(sock, &pty.master, path)?,
             None => a.channel.send_with_fd(
@@ -242,8 +247,7 @@ fn setup(
     }
     wait_cgroup()?;
 
-    nix::unistd::chdir(process.cwd())
-        .sys(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
+    finalize::enter_cwd(process.cwd())?;
     let env = finalize::with_home(
         process.env().clone().unwrap_or_default(),
         process.user().uid(),

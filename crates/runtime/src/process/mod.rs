@@ -2,5 +2,7 @@
 //! container up, and the last steps before execve.
 
 pub mod channel;
+pub mod exec;
 pub mod finalize;
+pub mod foreground;
 pub mod init;

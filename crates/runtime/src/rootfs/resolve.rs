@@ -108,6 +108,33 @@ impl Root {
             .ok_or_else(|| err(&self.display(rel), Errno::ENOENT))
     }
 
+    /// Replaces whatever is at `rel` (a symlink planted by the image, say) with a new empty
+    /// regular file, created without following links; returns its O_PATH descriptor. For
+    /// mount targets that must not be redirected (/dev/console: CVE-2025-52565).
+    pub fn fresh_file(&self, rel: &Path) -> Result<OwnedFd> {
+        let (dir, name) = self.parent_of(rel)?;
+        match nix::unistd::unlinkat(&dir, &name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(err(&self.display(rel), e)),
+        }
+        let fd = nix::fcntl::openat(
+            &dir,
+            &name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_retain(0o600),
+        )
+        .map_err(|e| err(&self.display(rel), e))?;
+        drop(fd);
+        openat2(
+            dir.as_fd(),
+            &name,
+            OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH),
+        )
+        .map_err(|e| err(&self.display(rel), e))
+    }
+
     /// The parent directory's descriptor (created if missing) and the final name, for the
     /// *at() calls that create one entry (mknodat, symlinkat).
     pub fn parent_of(&self, rel: &Path) -> Result<(OwnedFd, PathBuf)> {
