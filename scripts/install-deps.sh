@@ -9,6 +9,8 @@ PACKAGES=(
     gcc pkg-config libseccomp-dev
     # tests: a static busybox for test rootfs, ip, unshare/script (util-linux), ps
     busybox-static iproute2 util-linux procps
+    # rootless: newuidmap/newgidmap for multi-range id maps without root
+    uidmap
     # bench: the runtimes we compare with, the timer, tracers, GNU time, the summarizer
     runc crun hyperfine strace time python3
 )

@@ -85,3 +85,47 @@ pub fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
     res.set_devices(Some(rules));
     Some(res)
 }
+
+/// The resources config.json asks for, by their config.json names, leaving out device
+/// rules: without root they can't be enforced and are skipped, as runc does.
+pub fn requested_resources(spec: &Spec) -> Vec<String> {
+    let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
+        return Vec::new();
+    };
+    match serde_json::to_value(res) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter(|(k, v)| k != "devices" && !v.is_null())
+            .filter(|(_, v)| !matches!(v, serde_json::Value::Object(o) if o.is_empty()))
+            .filter(|(_, v)| !matches!(v, serde_json::Value::Array(a) if a.is_empty()))
+            .map(|(k, _)| format!("linux.resources.{k}"))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a cgroup operation failed for want of permission (or a read-only cgroupfs).
+pub fn is_permission_error(e: &berth_cgroups::CgroupError) -> bool {
+    use berth_cgroups::CgroupError as E;
+    let io = match e {
+        E::Create { source, .. }
+        | E::Write { source, .. }
+        | E::Remove { source, .. }
+        | E::Sys { source, .. } => source,
+        _ => return false,
+    };
+    io.kind() == std::io::ErrorKind::PermissionDenied
+        || matches!(
+            io.raw_os_error(),
+            Some(libc::EROFS | libc::EPERM | libc::EACCES)
+        )
+}
+
+/// Without root: the error for a cgroup we can't create or write although resources need it.
+pub fn rootless_error(spec: &Spec, e: berth_cgroups::CgroupError) -> crate::error::RuntimeError {
+    crate::error::RuntimeError::InvalidConfig(format!(
+        "running without root, {} need a cgroup this user can write, but: {e} \
+         (remove them from config.json, or delegate a cgroup and name it in linux.cgroupsPath)",
+        requested_resources(spec).join(", ")
+    ))
+}

@@ -64,7 +64,7 @@ impl Proc {
 pub fn mountinfo() -> Result<String> {
     use std::io::Read;
     let path = "/proc/self/mountinfo";
-    let mut text = String::with_capacity(64 * 1024);
+    let mut text = String::with_capacity(16 * 1024);
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_string(&mut text))
         .map_err(|e| RuntimeError::Io {

@@ -10,8 +10,8 @@ use std::path::PathBuf;
     about = "berth's OCI runtime (runc-compatible)"
 )]
 pub struct Cli {
-    /// Where container state lives
-    #[arg(long, global = true, default_value = "/run/berth-runtime")]
+    /// Where container state lives (as non-root: $XDG_RUNTIME_DIR/berth-runtime)
+    #[arg(long, global = true, default_value_os_t = default_root())]
     pub root: PathBuf,
     /// Log file (errors and warnings are written here as well as to stderr)
     #[arg(long, global = true)]
@@ -27,6 +27,16 @@ pub struct Cli {
     pub systemd_cgroup: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// runc's rule: /run/berth-runtime for root; for anyone else $XDG_RUNTIME_DIR/berth-runtime
+/// (a non-root user can't write /run), falling back to /run/berth-runtime without it.
+pub fn default_root() -> PathBuf {
+    let rootless = !nix::unistd::geteuid().is_root();
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) if rootless => PathBuf::from(dir).join("berth-runtime"),
+        _ => PathBuf::from("/run/berth-runtime"),
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

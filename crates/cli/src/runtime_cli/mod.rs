@@ -161,6 +161,25 @@ impl args::CreateArgs {
     }
 }
 
+/// runc's OWNER column: who owns the container's state directory (its name from
+/// /etc/passwd — no NSS in a static binary — else "#uid").
+fn owner(root: &StateRoot, id: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(root.dir(id)).map(|m| m.uid()) else {
+        return String::new();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
+}
+
 fn list(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<()> {
     let states = container::list::list(root)?;
     let mut out = std::io::stdout().lock();
@@ -183,7 +202,7 @@ fn list(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<()> {
                         "bundle": s.bundle,
                         "rootfs": s.rootfs,
                         "created": s.created,
-                        "owner": "root",
+                        "owner": owner(root, &s.id),
                         "annotations": s.annotations,
                     })
                 })
@@ -204,12 +223,13 @@ fn list(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<()> {
                 };
                 writeln!(
                     out,
-                    "{:<20} {:<8} {:<10} {:<40} {:<31} root",
+                    "{:<20} {:<8} {:<10} {:<40} {:<31} {}",
                     s.id,
                     pid,
                     s.status.as_str(),
                     s.bundle.display(),
-                    s.created
+                    s.created,
+                    owner(root, &s.id)
                 )?;
             }
         }

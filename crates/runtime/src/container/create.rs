@@ -129,32 +129,42 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         None => None,
     };
     let layout = berth_cgroups::Layout::detect()?;
-    let manager = berth_cgroups::open_with(layout.clone(), cgroup_config.clone())?;
     // The directories exist before the init does: it can then be cloned straight into the
     // unified cgroup and move itself into the v1 ones, both without the kernel's global
     // migration lock (see CgroupManager::join_self). In a user namespace the init can't
     // write the host's cgroupfs, so there we move it from outside.
-    manager.create()?;
+    let manager = create_cgroup(&plan, &bundle.spec, &layout, &cgroup_config)?;
     let self_join = !plan.new_user && plan.join_user.is_none();
     let unified = if self_join {
-        manager.unified_dir().and_then(|d| {
-            nix::fcntl::open(
-                &d,
-                nix::fcntl::OFlag::O_RDONLY
-                    | nix::fcntl::OFlag::O_DIRECTORY
-                    | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .ok()
-        })
+        manager
+            .as_ref()
+            .and_then(|m| m.unified_dir())
+            .and_then(|d| {
+                nix::fcntl::open(
+                    &d,
+                    nix::fcntl::OFlag::O_RDONLY
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ok()
+            })
     } else {
         None
     };
-    cleanup.cgroup = Some(manager);
+    cleanup.cgroup = manager;
     let (parent_end, child_end) = channel::pair()?;
 
     // Namespaces that only apply to children are entered by us just around the clone, and
     // left again right after it so hooks we run later stay in the host's.
+    // Without root, our writes of the id maps (and newuidmap's) and of /proc/self files
+    // need the files to be ours, i.e. us and the init dumpable (non-dumpable means root's);
+    // the init turns that off again once mapped.
+    let dumpable_init = plan.rootless && (plan.new_user || plan.join_user.is_some());
+    if dumpable_init {
+        nix::sys::prctl::set_dumpable(true).sys(|| "PR_SET_DUMPABLE".into())?;
+    }
+    let oom_restore = oom_score_for_children(&plan, process)?;
     let restore = ForChildren::enter(&plan, linux)?;
     if plan.join_user.is_some() && plan.unshare_after_userns.contains(CloneFlags::CLONE_NEWPID) {
         nix::sys::prctl::set_child_subreaper(true).sys(|| "PR_SET_CHILD_SUBREAPER".into())?;
@@ -171,6 +181,12 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
     }
     .sys(|| "clone".into());
     if !matches!(forked, Ok(Forked::Child)) {
+        if let Some(old) = oom_restore {
+            let _ = std::fs::write("/proc/self/oom_score_adj", old);
+        }
+        if dumpable_init {
+            nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
+        }
         restore.leave()?;
     }
     let child = match forked? {
@@ -187,7 +203,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
                 preserve_fds: o.preserve_fds,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
-                cgroup_path: Some(&cgroup_config.path),
+                cgroup_path: cleanup.cgroup.as_ref().map(|_| cgroup_config.path.as_ref()),
                 cgroup_layout: Some(&layout),
                 cgroup: cleanup.cgroup.as_deref().filter(|_| self_join),
                 in_unified,
@@ -220,11 +236,39 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         parent_end.send_or_peer_error(Tag::Mapped, b"")?;
     }
     if let Some(m) = &cleanup.cgroup {
-        if !self_join {
-            m.apply(init_pid.as_raw())?;
+        let mut resources = cgroup::effective_resources(&bundle.spec);
+        if plan.rootless {
+            // Device rules can't be enforced without root: skipped, as runc does.
+            if let Some(r) = &mut resources {
+                r.set_devices(None);
+            }
         }
-        if let Some(resources) = cgroup::effective_resources(&bundle.spec) {
-            m.set(&resources)?;
+        let res = (|| -> std::result::Result<(), berth_cgroups::CgroupError> {
+            if !self_join {
+                m.apply(init_pid.as_raw())?;
+            }
+            if let Some(resources) = &resources {
+                m.set(resources)?;
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => {}
+            // Without root and without resources to enforce, a cgroup is a nicety.
+            Err(e)
+                if plan.rootless
+                    && cgroup::is_permission_error(&e)
+                    && cgroup::requested_resources(&bundle.spec).is_empty() =>
+            {
+                crate::log::warn(&format!("running without a cgroup: {e}"));
+                if let Some(m) = cleanup.cgroup.take() {
+                    let _ = m.destroy();
+                }
+            }
+            Err(e) if plan.rootless && cgroup::is_permission_error(&e) => {
+                return Err(cgroup::rootless_error(&bundle.spec, e))
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     parent_end.send_or_peer_error(Tag::CgroupReady, b"")?;
@@ -271,7 +315,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         rootfs: bundle.rootfs.clone(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         created: state::now_rfc3339(),
-        cgroup: Some(cgroup_config),
+        cgroup: cleanup.cgroup.is_some().then_some(cgroup_config),
         own_pid_ns: plan.new_pid,
     };
     locked.save(&st)?;
@@ -285,6 +329,64 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         bundle,
         console,
     })
+}
+
+/// Opens and creates the container's cgroup. Without root, cgroups are best-effort as in
+/// runc: none at all when config.json names no cgroupsPath and asks for no resources
+/// (device rules aside), and one we may not create is skipped unless resources need it.
+fn create_cgroup(
+    plan: &Plan,
+    spec: &oci_spec::runtime::Spec,
+    layout: &berth_cgroups::Layout,
+    config: &berth_cgroups::CgroupConfig,
+) -> Result<Option<Box<dyn CgroupManager>>> {
+    let named = spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.cgroups_path().is_some());
+    let wanted = !cgroup::requested_resources(spec).is_empty();
+    if plan.rootless && !named && !wanted {
+        return Ok(None);
+    }
+    let manager = berth_cgroups::open_with(layout.clone(), config.clone())?;
+    match manager.create() {
+        Ok(()) => Ok(Some(manager)),
+        Err(e) if plan.rootless && cgroup::is_permission_error(&e) => {
+            if wanted {
+                return Err(cgroup::rootless_error(spec, e));
+            }
+            crate::log::warn(&format!("running without a cgroup: {e}"));
+            let _ = manager.destroy();
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// In a user namespace the init can't lower its OOM score (that takes CAP_SYS_RESOURCE in
+/// the host's user namespace): as runc, the runtime sets it just around the clone so the
+/// init inherits it, and takes its own back right after (raising is always allowed).
+/// Without root, lowering is refused: an error, as in runc.
+fn oom_score_for_children(
+    plan: &Plan,
+    process: &oci_spec::runtime::Process,
+) -> Result<Option<String>> {
+    let Some(adj) = process.oom_score_adj() else {
+        return Ok(None);
+    };
+    if !plan.new_user && plan.join_user.is_none() {
+        return Ok(None);
+    }
+    let path = "/proc/self/oom_score_adj";
+    let old = std::fs::read_to_string(path).at(path)?;
+    if let Err(e) = std::fs::write(path, adj.to_string()) {
+        return Err(RuntimeError::InvalidConfig(format!(
+            "process.oomScoreAdj {adj}: refused by the kernel ({e}); lowering the OOM score \
+             (it is {} now) needs CAP_SYS_RESOURCE",
+            old.trim()
+        )));
+    }
+    Ok(Some(old))
 }
 
 /// Written atomically: a reader polling for the file never sees it empty.

@@ -96,7 +96,19 @@ impl Channel {
 
     /// The next message; `None` when the other side closed its end (it exited).
     pub fn recv(&self) -> Result<Option<Message>> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Peek at the message's size first: buffers stay as small as the messages (the
+        // runtime's peak memory is one of the things we measure).
+        let size = loop {
+            match nix::sys::socket::recv(
+                self.fd.as_raw_fd(),
+                &mut [0u8; 1],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other.sys(|| "receiving from container setup".into())?,
+            }
+        };
+        let mut buf = vec![0u8; size.max(1)];
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
         let (n, fd) = {
             let mut iov = [IoSliceMut::new(&mut buf)];

@@ -60,6 +60,7 @@ fn setup(a: ExecArgs) -> Result<std::convert::Infallible> {
     if let Some(cg) = a.cgroup {
         cg.join_self(a.in_unified)?;
     }
+    let host_pid = super::init::own_host_pid();
     let mut ordered: Vec<&(LinuxNamespaceType, OwnedFd)> = a
         .namespaces
         .iter()
@@ -121,7 +122,10 @@ fn setup(a: ExecArgs) -> Result<std::convert::Infallible> {
             a.bundle,
             a.annotations,
         )?;
-        f.load(&serde_json::from_slice(&state).unwrap_or_default())
+        f.load(
+            &serde_json::from_slice(&state).unwrap_or_default(),
+            host_pid,
+        )
     };
     if !no_new_privs {
         if let Some(f) = seccomp.take() {
@@ -142,5 +146,7 @@ fn setup(a: ExecArgs) -> Result<std::convert::Infallible> {
             load(f)?;
         }
     }
+    // Detached, nobody waits for us any more: our life no longer depends on the runtime's.
+    nix::sys::prctl::set_pdeathsig(None::<Signal>).sys(|| "PR_SET_PDEATHSIG".into())?;
     Err(finalize::exec(&program, args, &env))
 }

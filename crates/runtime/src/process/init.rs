@@ -102,8 +102,12 @@ fn setup(
     sys::unblock_all_signals().sys(|| "sigprocmask".into())?;
     // Until execve this process is a copy of the runtime: not dumpable, so no process in
     // the container can open /proc/<pid>/exe (the runtime binary) or our descriptors
-    // (CVE-2019-5736). execve of the user's program makes it dumpable again.
-    nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
+    // (CVE-2019-5736). execve of the user's program makes it dumpable again. Without root
+    // the runtime needs us dumpable until it has written our id maps (see create).
+    let dumpable_until_mapped = a.plan.rootless && a.plan.new_user;
+    if !dumpable_until_mapped {
+        nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
+    }
     // If the runtime dies before the container is created, so do we.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys(|| "PR_SET_PDEATHSIG".into())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -111,6 +115,9 @@ fn setup(
     let plan = a.plan;
     if plan.new_user {
         a.channel.expect(Tag::Mapped)?;
+        if dumpable_until_mapped {
+            nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
+        }
         become_ns_root();
     }
     if let Some(userns) = &plan.join_user {
@@ -145,7 +152,9 @@ fn setup(
     )
     .sys(|| format!("opening {}", a.state_dir.display()))?;
     let proc = Proc::open()?;
-    if let Some(adj) = process.oom_score_adj() {
+    // In a user namespace the runtime set it for us before the clone (see create).
+    let in_userns = plan.new_user || plan.join_user.is_some();
+    if let Some(adj) = process.oom_score_adj().filter(|_| !in_userns) {
         proc.write("self/oom_score_adj", &adj.to_string())?;
     }
     if !a.no_new_keyring {
@@ -239,6 +248,10 @@ fn setup(
         let state = a.channel.expect(Tag::HooksDone)?.payload;
         hooks::run(hooks::Kind::CreateContainer, spec_hooks, &state)?;
     }
+    // While the host's paths and /proc are in view: the seccomp listener's socket, and our
+    // pid as the runtime (and so a seccomp agent) sees it.
+    let seccomp = linux.seccomp().as_ref().map(Filter::prepare).transpose()?;
+    let host_pid = own_host_pid();
     if plan.mount_ns {
         rootfs::enter(&setup, a.no_pivot)?;
     } else {
@@ -259,7 +272,6 @@ fn setup(
         .as_ref()
         .map(Sets::parse)
         .transpose()?;
-    let seccomp = linux.seccomp().as_ref().map(Filter::prepare).transpose()?;
     let no_new_privs = process.no_new_privileges() == Some(true);
 
     nix::sys::prctl::set_pdeathsig(None::<Signal>).sys(|| "PR_SET_PDEATHSIG".into())?;
@@ -268,12 +280,7 @@ fn setup(
     started.set(Some(state_dir));
 
     if hooks::any(spec_hooks, &[hooks::Kind::StartContainer]) {
-        let state = crate::container::hook_state(
-            a.id,
-            "created",
-            nix::unistd::getpid().as_raw(),
-            a.bundle,
-        )?;
+        let state = crate::container::hook_state(a.id, "created", host_pid, a.bundle)?;
         hooks::run(hooks::Kind::StartContainer, spec_hooks, &state)?;
     }
     if let Some(slave) = &pty {
@@ -286,14 +293,9 @@ fn setup(
     sys::cloexec_from(3 + a.preserve_fds).sys(|| "close_range".into())?;
     let mut seccomp = seccomp;
     let load_seccomp = |f: Filter| -> Result<()> {
-        let state = crate::container::hook_state(
-            a.id,
-            "running",
-            nix::unistd::getpid().as_raw(),
-            a.bundle,
-        )?;
+        let state = crate::container::hook_state(a.id, "running", host_pid, a.bundle)?;
         let state: serde_json::Value = serde_json::from_slice(&state).unwrap_or_default();
-        f.load(&state)
+        f.load(&state, host_pid)
     };
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we are
     // still privileged. With it, load as late as possible so the filter sees only execve.
@@ -359,4 +361,13 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
             Err(e) => return Err(e).sys(|| "reading the exec fifo".into()),
         }
     }
+}
+
+/// Our pid in the runtime's pid namespace: /proc is still the host's procfs here, where
+/// "self" names us by that pid (getpid() would say 1 in a new pid namespace).
+pub(crate) fn own_host_pid() -> i32 {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| nix::unistd::getpid().as_raw())
 }

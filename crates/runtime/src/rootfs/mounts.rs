@@ -68,6 +68,28 @@ pub fn mount_all(
                     };
                     bind_from(ctx, Path::new("/sys"), m.destination(), &fallback)?;
                 }
+                // devpts takes gid=5 (tty) only if the user namespace maps that group; as
+                // crun, mount it without the option then (ptys get the creator's group).
+                Err(nix::errno::Errno::EINVAL)
+                    if typ == "devpts"
+                        && ctx.in_new_userns
+                        && opts.data.split(',').any(|o| o.starts_with("gid=")) =>
+                {
+                    let data: Vec<&str> = opts
+                        .data
+                        .split(',')
+                        .filter(|o| !o.starts_with("gid="))
+                        .collect();
+                    let data = data.join(",");
+                    mount(
+                        Some(&source),
+                        fd_path(&dest).as_str(),
+                        Some(typ),
+                        opts.flags,
+                        (!data.is_empty()).then_some(data.as_str()),
+                    )
+                    .sys(what)?;
+                }
                 other => other.sys(what)?,
             }
         }

@@ -71,6 +71,10 @@ impl Root {
     /// Each directory we create is made with mkdirat in its parent's descriptor and then
     /// reopened from the root, so a symlink raced into its place still resolves inside.
     pub fn mkdir_all(&self, rel: &Path, mode: u32) -> Result<OwnedFd> {
+        self.mkdir_all_depth(rel, mode, 0)
+    }
+
+    fn mkdir_all_depth(&self, rel: &Path, mode: u32, links: u32) -> Result<OwnedFd> {
         let rel = relative(rel);
         match self.open_at(&rel, OFlag::O_PATH | OFlag::O_DIRECTORY) {
             Ok(fd) => return Ok(fd),
@@ -78,9 +82,25 @@ impl Root {
             Err(e) => return Err(err(&self.display(&rel), e)),
         }
         let (parent, name) = split(&rel);
-        let dir = self.mkdir_all(&parent, mode)?;
+        let dir = self.mkdir_all_depth(&parent, mode, links)?;
         match nix::sys::stat::mkdirat(dir.as_fd(), &name, Mode::from_bits_retain(mode)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
+            Ok(()) => {}
+            Err(Errno::EEXIST) => {
+                // A dangling symlink (an image's /mnt/data -> /srv/data, say): create its
+                // target, which resolving inside the root keeps inside the root.
+                if let Ok(target) = nix::fcntl::readlinkat(&dir, &name) {
+                    if links >= 40 {
+                        return Err(err(&self.display(&rel), Errno::ELOOP));
+                    }
+                    let target = Path::new(&target);
+                    let within = if target.is_absolute() {
+                        target.to_path_buf()
+                    } else {
+                        parent.join(target)
+                    };
+                    self.mkdir_all_depth(&within, mode, links + 1)?;
+                }
+            }
             Err(e) => return Err(err(&self.display(&rel), e)),
         }
         self.open_at(&rel, OFlag::O_PATH | OFlag::O_DIRECTORY)

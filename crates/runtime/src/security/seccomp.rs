@@ -161,7 +161,8 @@ impl Filter {
     }
 
     /// Loads the filter into this process; hands the notify fd to the listener.
-    pub fn load(self, state: &serde_json::Value) -> Result<()> {
+    /// `pid`: ours as the runtime sees it, for the listener's ContainerProcessState.
+    pub fn load(self, state: &serde_json::Value, pid: i32) -> Result<()> {
         self.ctx
             .load()
             .map_err(|e| RuntimeError::Init(format!("loading seccomp filter: {e}")))?;
@@ -170,7 +171,7 @@ impl Filter {
                 .ctx
                 .get_notify_fd()
                 .map_err(|e| RuntimeError::Init(format!("seccomp notify fd: {e}")))?;
-            send_notify_fd(&sock, &path, fd, &metadata, state)?;
+            send_notify_fd(&sock, &path, fd, &metadata, state, pid)?;
         }
         Ok(())
     }
@@ -183,11 +184,12 @@ fn send_notify_fd(
     fd: i32,
     metadata: &str,
     state: &serde_json::Value,
+    pid: i32,
 ) -> Result<()> {
     let msg = serde_json::json!({
         "ociVersion": crate::state::OCI_VERSION,
         "fds": ["seccompFd"],
-        "pid": std::process::id(),
+        "pid": pid,
         "metadata": metadata,
         "state": state,
     })
