@@ -129,3 +129,15 @@ pub fn rootless_error(spec: &Spec, e: berth_cgroups::CgroupError) -> crate::erro
         requested_resources(spec).join(", ")
     ))
 }
+
+/// A descriptor of the container's unified (v2) cgroup directory, for cloning straight into
+/// it (CLONE_INTO_CGROUP); `None` on v1-only hosts or when it can't be opened.
+pub fn unified_dir_fd(manager: Option<&dyn CgroupManager>) -> Option<std::os::fd::OwnedFd> {
+    let dir = manager?.unified_dir()?;
+    nix::fcntl::open(
+        &dir,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()
+}

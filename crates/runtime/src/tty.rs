@@ -75,3 +75,30 @@ pub fn become_console(slave: &OwnedFd) -> Result<()> {
     nix::unistd::dup2_stdout(slave).sys(|| "dup2 pty to stdout".into())?;
     nix::unistd::dup2_stderr(slave).sys(|| "dup2 pty to stderr".into())
 }
+
+/// Hands the master to whoever takes the terminal: the console socket's owner, or our own
+/// runtime process (a foreground `run`/`exec` relays it) over the sync channel.
+pub fn hand_over(
+    master: &OwnedFd,
+    console_socket: Option<(&OwnedFd, &Path)>,
+    channel: &crate::process::channel::Channel,
+) -> Result<()> {
+    match console_socket {
+        Some((sock, path)) => send_master(sock, master, path),
+        None => channel.send_with_fd(
+            crate::process::channel::Tag::Console,
+            b"",
+            Some(master.as_raw_fd()),
+        ),
+    }
+}
+
+/// Connects to a `--console-socket` (before any namespace change, while its path is ours).
+pub fn connect_console_socket(path: &Path) -> Result<OwnedFd> {
+    std::os::unix::net::UnixStream::connect(path)
+        .map(OwnedFd::from)
+        .map_err(|e| RuntimeError::ConsoleSocket {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })
+}

@@ -117,15 +117,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         .at(&fifo_path)?
         .into();
     let console_socket = match o.console_socket {
-        Some(path) => {
-            let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-                RuntimeError::ConsoleSocket {
-                    path: path.to_path_buf(),
-                    msg: e.to_string(),
-                }
-            })?;
-            Some((OwnedFd::from(stream), path))
-        }
+        Some(path) => Some((crate::tty::connect_console_socket(path)?, path)),
         None => None,
     };
     let layout = berth_cgroups::Layout::detect()?;
@@ -136,19 +128,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
     let manager = create_cgroup(&plan, &bundle.spec, &layout, &cgroup_config)?;
     let self_join = !plan.new_user && plan.join_user.is_none();
     let unified = if self_join {
-        manager
-            .as_ref()
-            .and_then(|m| m.unified_dir())
-            .and_then(|d| {
-                nix::fcntl::open(
-                    &d,
-                    nix::fcntl::OFlag::O_RDONLY
-                        | nix::fcntl::OFlag::O_DIRECTORY
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .ok()
-            })
+        cgroup::unified_dir_fd(manager.as_deref())
     } else {
         None
     };
@@ -170,16 +150,8 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         nix::sys::prctl::set_child_subreaper(true).sys(|| "PR_SET_CHILD_SUBREAPER".into())?;
     }
     let flags = plan.clone_flags.bits();
-    let mut in_unified = unified.is_some();
-    let forked = match sys::clone3_process(flags, unified.as_ref().map(|f| f.as_fd())) {
-        // Older kernels, or a unified cgroup that can't take processes directly.
-        Err(_) if in_unified => {
-            in_unified = false;
-            sys::clone_process(flags)
-        }
-        other => other,
-    }
-    .sys(|| "clone".into());
+    let (forked, in_unified) = sys::fork_into_cgroup(flags, unified.as_ref().map(|f| f.as_fd()));
+    let forked = forked.sys(|| "clone".into());
     if !matches!(forked, Ok(Forked::Child)) {
         if let Some(old) = oom_restore {
             let _ = std::fs::write("/proc/self/oom_score_adj", old);

@@ -182,29 +182,9 @@ pub fn exec(root: &StateRoot, o: &ExecOptions) -> Result<i32> {
     let joins_userns = namespaces
         .iter()
         .any(|(t, _)| *t == LinuxNamespaceType::User);
-    let unified = manager
-        .as_ref()
-        .and_then(|m| m.unified_dir())
-        .and_then(|d| {
-            nix::fcntl::open(
-                &d,
-                nix::fcntl::OFlag::O_RDONLY
-                    | nix::fcntl::OFlag::O_DIRECTORY
-                    | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .ok()
-        });
+    let unified = cgroup::unified_dir_fd(manager.as_deref());
     let console_socket = match o.console_socket {
-        Some(path) => {
-            let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-                RuntimeError::ConsoleSocket {
-                    path: path.to_path_buf(),
-                    msg: e.to_string(),
-                }
-            })?;
-            Some((OwnedFd::from(s), path))
-        }
+        Some(path) => Some((crate::tty::connect_console_socket(path)?, path)),
         None => None,
     };
     let signals = if o.detach {
@@ -228,15 +208,8 @@ pub fn exec(root: &StateRoot, o: &ExecOptions) -> Result<i32> {
             restore.push((*t, saved));
         }
     }
-    let mut in_unified = unified.is_some();
-    let forked = match sys::clone3_process(0, unified.as_ref().map(|f| f.as_fd())) {
-        Err(_) if in_unified => {
-            in_unified = false;
-            sys::clone_process(0)
-        }
-        other => other,
-    }
-    .sys(|| "fork".into());
+    let (forked, in_unified) = sys::fork_into_cgroup(0, unified.as_ref().map(|f| f.as_fd()));
+    let forked = forked.sys(|| "fork".into());
     if !matches!(forked, Ok(Forked::Child)) {
         for (t, fd) in &restore {
             nix::sched::setns(fd, clone_flag(*t)).sys(|| format!("leaving {t} namespace"))?;

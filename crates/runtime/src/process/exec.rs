@@ -79,14 +79,7 @@ fn setup(a: ExecArgs) -> Result<std::convert::Infallible> {
     let pty = if process.terminal() == Some(true) {
         let root = Root::open(Path::new("/"))?;
         let pty = tty::allocate(&root, None)?;
-        match a.console_socket {
-            Some((sock, path)) => tty::send_master(sock, &pty.master, path)?,
-            None => a.channel.send_with_fd(
-                Tag::Console,
-                b"",
-                Some(std::os::fd::AsRawFd::as_raw_fd(&pty.master)),
-            )?,
-        }
+        tty::hand_over(&pty.master, a.console_socket, a.channel)?;
         Some(pty.slave)
     } else {
         None

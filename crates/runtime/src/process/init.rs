@@ -215,14 +215,7 @@ fn setup(
         })?;
         let pty = tty::allocate(root, size)?;
         tty::bind_console(root, &pty.slave)?;
-        match a.console_socket {
-            Some((sock, path)) => tty::send_master(sock, &pty.master, path)?,
-            None => a.channel.send_with_fd(
-                Tag::Console,
-                b"",
-                Some(std::os::fd::AsRawFd::as_raw_fd(&pty.master)),
-            )?,
-        }
+        tty::hand_over(&pty.master, a.console_socket, a.channel)?;
         Some(pty.slave)
     } else {
         None

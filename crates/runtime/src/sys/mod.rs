@@ -271,3 +271,16 @@ pub fn clone3_process(
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
 }
+
+/// Forks with `ns_flags`, straight into the cgroup v2 directory `cgroup` when given and the
+/// kernel takes it, else a plain clone (older kernels, or a cgroup that can't take
+/// processes directly). Returns whether the child started in that cgroup.
+pub fn fork_into_cgroup(
+    ns_flags: libc::c_int,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> (nix::Result<Forked>, bool) {
+    match clone3_process(ns_flags, cgroup) {
+        Err(_) if cgroup.is_some() => (clone_process(ns_flags), false),
+        other => (other, cgroup.is_some()),
+    }
+}
