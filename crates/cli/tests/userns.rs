@@ -436,6 +436,18 @@ fn rootless_spec_and_run() {
         .find(|l| l.starts_with(&id))
         .unwrap_or_else(|| panic!("{id} not listed: {list}"));
     assert!(line.trim_end().ends_with(&user.name), "{list}");
+    // exec as the user: it must join the container's user namespace before its pid
+    // namespace (joining pid from outside needs root).
+    let ex = run_as(
+        &user,
+        &env,
+        &xdg,
+        &["exec", &id, "sh", "-c", "id -u; echo $$"],
+    );
+    ex.assert_ok();
+    let lines: Vec<&str> = ex.stdout.lines().collect();
+    assert_eq!(lines.first().copied(), Some("0"), "{ex}");
+    assert_ne!(lines.get(1).copied(), Some("1"), "{ex}");
     run_as(&user, &env, &xdg, &["delete", "--force", &id]).assert_ok();
     assert_nothing_left_rootless(&env, &state_root, &id, &bundle);
 

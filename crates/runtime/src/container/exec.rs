@@ -194,9 +194,15 @@ pub fn exec(root: &StateRoot, o: &ExecOptions) -> Result<i32> {
     };
     let (parent_end, child_end) = channel::pair()?;
 
-    // pid and time namespaces apply to children: enter them for the fork only.
+    // pid and time namespaces apply to children: enter them for the fork only. Without
+    // root we may not (that needs CAP_SYS_ADMIN in our own user namespace): the child then
+    // joins the container's user namespace first and forks once more into them.
+    let inner_fork = joins_userns && !nix::unistd::geteuid().is_root();
+    if inner_fork {
+        nix::sys::prctl::set_child_subreaper(true).sys(|| "PR_SET_CHILD_SUBREAPER".into())?;
+    }
     let mut restore = Vec::new();
-    for (t, fd) in &namespaces {
+    for (t, fd) in namespaces.iter().filter(|_| !inner_fork) {
         if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
             let own = if *t == LinuxNamespaceType::Pid {
                 "/proc/self/ns/pid_for_children"
@@ -234,12 +240,28 @@ pub fn exec(root: &StateRoot, o: &ExecOptions) -> Result<i32> {
                 bundle: &state.bundle,
                 annotations: &state.annotations,
                 init_pid: pid,
+                inner_fork,
             })
         }
         Forked::Parent(pid) => pid,
     };
     drop(child_end);
     drop(console_socket);
+    let child = if inner_fork {
+        // The first child forked the real one into the pid namespace and exits; we are the
+        // subreaper that adopts the real one.
+        let msg = parent_end.expect(Tag::InitPid).map_err(|e| match e {
+            RuntimeError::Init(m) => RuntimeError::Process(m),
+            e => e,
+        })?;
+        let _ = nix::sys::wait::waitpid(child, None);
+        let raw: i32 = String::from_utf8_lossy(&msg.payload)
+            .parse()
+            .map_err(|_| RuntimeError::Process("bad pid from the exec'd process".into()))?;
+        nix::unistd::Pid::from_raw(raw)
+    } else {
+        child
+    };
 
     // Until the child execs (its end of the channel is close-on-exec), it may report an
     // error or hand us the terminal.

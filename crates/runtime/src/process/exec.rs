@@ -34,6 +34,9 @@ pub struct ExecArgs<'a> {
     pub bundle: &'a Path,
     pub annotations: &'a HashMap<String, String>,
     pub init_pid: i32,
+    /// Join the user namespace, then the pid and time namespaces, and fork once more (the
+    /// runtime could not enter them for us without root).
+    pub inner_fork: bool,
 }
 
 pub fn run(a: ExecArgs) -> ! {
@@ -60,11 +63,35 @@ fn setup(a: ExecArgs) -> Result<std::convert::Infallible> {
     if let Some(cg) = a.cgroup {
         cg.join_self(a.in_unified)?;
     }
+    if a.inner_fork {
+        for (t, fd) in a
+            .namespaces
+            .iter()
+            .filter(|(t, _)| *t == LinuxNamespaceType::User)
+        {
+            namespaces::join(*t, fd)?;
+        }
+        for (t, fd) in a.namespaces.iter() {
+            if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+                namespaces::join(*t, fd)?;
+            }
+        }
+        match sys::clone_process(0).sys(|| "fork into the pid namespace".into())? {
+            sys::Forked::Child => {}
+            sys::Forked::Parent(pid) => {
+                let _ = a
+                    .channel
+                    .send(Tag::InitPid, pid.as_raw().to_string().as_bytes());
+                std::process::exit(0)
+            }
+        }
+    }
     let host_pid = super::init::own_host_pid();
     let mut ordered: Vec<&(LinuxNamespaceType, OwnedFd)> = a
         .namespaces
         .iter()
         .filter(|(t, _)| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+        .filter(|(t, _)| !(a.inner_fork && *t == LinuxNamespaceType::User))
         .collect();
     // The user namespace first (it grants the rights to join the others), mount last.
     ordered.sort_by_key(|(t, _)| match t {
