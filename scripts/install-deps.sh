@@ -11,6 +11,8 @@ PACKAGES=(
     busybox-static iproute2 util-linux procps
     # rootless: newuidmap/newgidmap for multi-range id maps without root
     uidmap
+    # image store tests: umoci (reference unpack to compare with), a local registry
+    umoci docker-registry
     # bench: the runtimes we compare with, the timer, tracers, GNU time, the summarizer
     runc crun hyperfine strace time python3
 )
