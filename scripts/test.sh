@@ -18,3 +18,13 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "note: not root: tests that need root will skip themselves" >&2
 fi
 cargo test --workspace
+
+# berth-runtime under docker, podman and containerd next to runc (tests/clients/run.sh,
+# ~3 minutes plus the clients' install). Opt-in: BERTH_CLIENT_TESTS=1, because it installs
+# docker.io/podman/containerd and starts their daemons (in a network namespace of its own).
+if [ "${BERTH_CLIENT_TESTS:-0}" = 1 ] && [ "$(id -u)" -eq 0 ]; then
+    echo "== tests/clients/run.sh (BERTH_CLIENT_TESTS=1)"
+    tests/clients/install.sh
+    cargo build --release -p berth-cli
+    tests/clients/run.sh
+fi

@@ -412,3 +412,33 @@ fn linux_devices_are_created() {
         "device node made on the host rootfs"
     );
 }
+
+/// podman --read-only mounts tmpfs with `tmpcopyup` on /tmp, /var/tmp and /run: the new
+/// tmpfs starts with the image's files there.
+#[test]
+fn tmpcopyup_copies_the_image_directory() {
+    let env = Env::new("copyup");
+    let mut b = env.sh_bundle(
+        "cat /run/berth/hello; stat -c '%a %u' /run/berth; grep -c '^tmpfs /run tmpfs' /proc/mounts",
+    );
+    let run = b.rootfs().join("run/berth");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("hello"), "from-image\n").unwrap();
+    std::os::unix::fs::chown(&run, Some(1234), Some(1234)).unwrap();
+    // 0751: the default capabilities hold no CAP_DAC_OVERRIDE, so root needs the x bit.
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o751)).unwrap();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/run", "type": "tmpfs", "source": "tmpfs",
+            "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]
+        }))
+    });
+    let out = env.run(&b);
+    out.assert_ok();
+    assert!(out.stdout.contains("from-image"), "{out}");
+    assert!(out.stdout.contains("751 1234"), "{out}");
+    assert!(
+        out.stdout.lines().last() == Some("1"),
+        "/run is not a tmpfs: {out}"
+    );
+}

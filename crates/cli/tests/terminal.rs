@@ -111,3 +111,48 @@ fn run_in_the_foreground_relays_the_terminal() {
         "terminal left in raw mode"
     );
 }
+
+/// containerd's shim runs `create --console-socket` with stdout/stderr on a pipe and waits
+/// for the pipe to close: with a terminal, the init must not keep the caller's stdio until
+/// `start` (it did, and `ctr run -t`/`docker run -t` hung).
+#[test]
+fn create_with_terminal_closes_the_callers_stdio() {
+    use std::io::Read;
+    let env = Env::new("ttystdio");
+    let mut b = env.sh_bundle("echo started");
+    b.edit(|c| c["process"]["terminal"] = json!(true));
+    let mut sock = ConsoleSocket::listen(env.path("console.sock"));
+    let id = env.id("ttyio");
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--root",
+            env.root.to_str().unwrap(),
+            "create",
+            &id,
+            "--bundle",
+            b.path(),
+            "--console-socket",
+            sock.path.to_str().unwrap(),
+        ])
+        .env(TAG_VAR, &env.tag)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let _master = sock.master(Duration::from_secs(10));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    let closed = rx.recv_timeout(Duration::from_secs(10));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "create failed");
+    assert!(
+        closed.is_ok(),
+        "create's stdout stayed open (held by the waiting init) until start"
+    );
+    assert_eq!(env.status(&id), "created");
+}

@@ -267,6 +267,13 @@ fn setup(
         .transpose()?;
     let no_new_privs = process.no_new_privileges() == Some(true);
 
+    // With a terminal the pty becomes our stdio now, before `create` returns: callers such
+    // as containerd's shim wait for create's stdout/stderr to close, which our copies of
+    // them would otherwise keep open until `start` (runc sets up the console here too).
+    if let Some(slave) = &pty {
+        tty::become_console(slave)?;
+    }
+    drop(pty);
     nix::sys::prctl::set_pdeathsig(None::<Signal>).sys(|| "PR_SET_PDEATHSIG".into())?;
     a.channel.send(Tag::Ready, b"")?;
     wait_for_start(a.exec_fifo)?;
@@ -276,10 +283,6 @@ fn setup(
         let state = crate::container::hook_state(a.id, "created", host_pid, a.bundle)?;
         hooks::run(hooks::Kind::StartContainer, spec_hooks, &state)?;
     }
-    if let Some(slave) = &pty {
-        tty::become_console(slave)?;
-    }
-    drop(pty);
     finalize::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
     // Nothing of the runtime's may reach the user's program (CVE-2024-21626); marked now,
     // before a seccomp filter could refuse close_range.

@@ -4,6 +4,7 @@
 //! path under the root is resolved by the kernel inside the root (see `resolve`), and
 //! mounts are made onto the descriptors it returns.
 
+mod copyup;
 mod devices;
 mod mounts;
 mod options;

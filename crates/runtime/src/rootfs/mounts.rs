@@ -45,6 +45,19 @@ pub fn mount_all(
             mount_cgroup(ctx, m, &opts)?;
         } else {
             let dest = ctx.root.mkdir_all(m.destination(), 0o755)?;
+            // For tmpcopyup: the image's directory, still reachable once covered.
+            let below = if opts.copy_up {
+                Some(
+                    ctx.root
+                        .open_at(
+                            m.destination(),
+                            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+                        )
+                        .sys(|| format!("opening {}", m.destination().display()))?,
+                )
+            } else {
+                None
+            };
             let source = m
                 .source()
                 .as_deref()
@@ -91,6 +104,10 @@ pub fn mount_all(
                     .sys(what)?;
                 }
                 other => other.sys(what)?,
+            }
+            if let Some(below) = below {
+                let top = ctx.root.mkdir_all(m.destination(), 0o755)?;
+                super::copyup::copy_tree(Path::new(&fd_path(&below)), Path::new(&fd_path(&top)))?;
             }
         }
         finish(ctx, m.destination(), &opts)?;

@@ -25,6 +25,8 @@ pub struct MountOptions {
     pub rec_clr: u64,
     /// Everything else, joined with commas as the filesystem's data string.
     pub data: String,
+    /// `tmpcopyup`: fill the new tmpfs with what the image had at the mount point.
+    pub copy_up: bool,
 }
 
 /// (option, flag, set?) — `set == false` means the option clears the flag.
@@ -104,6 +106,7 @@ pub fn known_option_names() -> Vec<&'static str> {
         .chain(PROPAGATION.iter().map(|p| p.0))
         .chain(RECURSIVE.iter().map(|r| r.0))
         .chain(RECURSIVE_ATIME.iter().map(|r| r.0))
+        .chain(std::iter::once("tmpcopyup"))
         .collect()
 }
 
@@ -115,6 +118,7 @@ impl Default for MountOptions {
             rec_set: 0,
             rec_clr: 0,
             data: String::new(),
+            copy_up: false,
         }
     }
 }
@@ -149,6 +153,8 @@ impl MountOptions {
             } else if let Some(&(_, attr)) = RECURSIVE_ATIME.iter().find(|r| r.0 == opt) {
                 o.rec_clr |= ATTR_ATIME_MASK;
                 o.rec_set = (o.rec_set & !ATTR_ATIME_MASK) | attr;
+            } else if opt == "tmpcopyup" {
+                o.copy_up = true;
             } else if matches!(opt, "idmap" | "ridmap") {
                 return Err(opt.to_string());
             } else if !opt.is_empty() {
