@@ -19,12 +19,17 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 cargo test --workspace
 
-# berth-runtime under docker, podman and containerd next to runc (tests/clients/run.sh,
-# ~3 minutes plus the clients' install). Opt-in: BERTH_CLIENT_TESTS=1, because it installs
-# docker.io/podman/containerd and starts their daemons (in a network namespace of its own).
-if [ "${BERTH_CLIENT_TESTS:-0}" = 1 ] && [ "$(id -u)" -eq 0 ]; then
-    echo "== tests/clients/run.sh (BERTH_CLIENT_TESTS=1)"
+# berth-runtime under docker, podman and containerd next to runc (tests/clients/run.sh:
+# installs docker.io/containerd/podman, starts private daemons in a network namespace of
+# its own; ~2 minutes of checks). BERTH_CLIENT_TESTS=0 skips it (needs root). The daemons
+# are third-party software with timing of their own: a failing matrix is run once more,
+# and only a failure that repeats fails the run.
+if [ "${BERTH_CLIENT_TESTS:-1}" = 1 ] && [ "$(id -u)" -eq 0 ]; then
+    echo "== tests/clients/run.sh"
     tests/clients/install.sh
     cargo build --release -p berth-cli
-    tests/clients/run.sh
+    if ! tests/clients/run.sh; then
+        echo "== the client matrix failed; running it once more"
+        tests/clients/run.sh
+    fi
 fi
