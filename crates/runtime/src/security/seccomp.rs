@@ -53,6 +53,44 @@ fn compare(op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> (Scm
     }
 }
 
+/// The architectures a filter can name on this host: libseccomp can't mix byte orders in
+/// one filter, so e.g. MIPS (big endian) is refused next to x86_64.
+pub fn supported_archs() -> Vec<&'static str> {
+    const ALL: [&str; 17] = [
+        "SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_ARM",
+        "SCMP_ARCH_MIPS",
+        "SCMP_ARCH_MIPS64",
+        "SCMP_ARCH_MIPS64N32",
+        "SCMP_ARCH_MIPSEL",
+        "SCMP_ARCH_MIPSEL64",
+        "SCMP_ARCH_MIPSEL64N32",
+        "SCMP_ARCH_PPC",
+        "SCMP_ARCH_PPC64",
+        "SCMP_ARCH_PPC64LE",
+        "SCMP_ARCH_RISCV64",
+        "SCMP_ARCH_S390",
+        "SCMP_ARCH_S390X",
+        "SCMP_ARCH_X32",
+        "SCMP_ARCH_X86",
+        "SCMP_ARCH_X86_64",
+    ];
+    ALL.into_iter()
+        .filter(|name| {
+            let Ok(arch) = ScmpArch::from_str(name) else {
+                return false;
+            };
+            let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
+                return false;
+            };
+            match ctx.add_arch(arch) {
+                Ok(_) => true,
+                Err(e) => e.errno() == Some(libseccomp::error::SeccompErrno::EEXIST),
+            }
+        })
+        .collect()
+}
+
 /// A compiled, not yet loaded filter, plus where to send its notify fd if it has one.
 pub struct Filter {
     ctx: ScmpFilterContext,
