@@ -15,6 +15,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
@@ -60,7 +61,11 @@ pub struct Unpacked {
 
 /// Unpack the (possibly compressed) layer tar `reader` into the existing directory `root`.
 /// `layer` names the layer in errors.
-pub fn unpack_layer<R: Read>(
+///
+/// Decompression and the diff id's sha256 run on a second thread, a few chunks ahead of
+/// the thread that parses the tar and makes the files (as `tar -z` runs gzip beside tar):
+/// on a ~120 MB Debian layer that overlap is most of the difference to `tar -xzf`.
+pub fn unpack_layer<R: Read + Send>(
     reader: R,
     root: &Path,
     layer: &str,
@@ -70,40 +75,148 @@ pub fn unpack_layer<R: Read>(
         layer: layer.to_string(),
         reason: source.to_string(),
     };
-    let (compression, plain) = decompress(reader).map_err(io_err)?;
-    let root_fd = openat(
-        nix::fcntl::AT_FDCWD,
-        root,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::Io {
-        path: root.to_path_buf(),
-        source: e.into(),
-    })?;
-    let mut u = Unpacker {
-        root: root_fd,
-        layer,
-        opts,
-        dir_times: Vec::new(),
-    };
-    let mut archive = tar::Archive::new(HashingReader::new(plain));
-    let mut entries = 0u64;
-    for entry in archive.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(|e| Error::Layer {
-            layer: layer.to_string(),
-            reason: format!("corrupt tar after {entries} entries: {e}"),
+    std::thread::scope(|s| {
+        let (start_tx, start_rx) = mpsc::sync_channel(1);
+        let (chunk_tx, chunk_rx) = mpsc::sync_channel(PIPE_CHUNKS);
+        let (spare_tx, spare_rx) = mpsc::sync_channel(PIPE_CHUNKS + 2);
+        let producer = s.spawn(move || inflate_and_hash(reader, start_tx, chunk_tx, spare_rx));
+        let compression = match start_rx.recv() {
+            Ok(r) => r.map_err(io_err)?,
+            Err(_) => return Err(io_err(io::Error::other("decompression thread ended"))),
+        };
+        let root_fd = openat(
+            nix::fcntl::AT_FDCWD,
+            root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::Io {
+            path: root.to_path_buf(),
+            source: e.into(),
         })?;
-        u.entry(&mut entry)?;
-        entries += 1;
-    }
-    u.finish_dir_times()?;
-    let (diff_id, _) = archive.into_inner().finish().map_err(io_err)?;
-    Ok(Unpacked {
-        diff_id,
-        compression,
-        entries,
+        let mut u = Unpacker {
+            root: root_fd,
+            layer,
+            opts,
+            dir_times: Vec::new(),
+        };
+        let mut archive = tar::Archive::new(PipeReader {
+            chunks: chunk_rx,
+            spare: spare_tx,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        });
+        let mut entries = 0u64;
+        for entry in archive.entries().map_err(io_err)? {
+            let mut entry = entry.map_err(|e| Error::Layer {
+                layer: layer.to_string(),
+                reason: format!("corrupt tar after {entries} entries: {e}"),
+            })?;
+            u.entry(&mut entry)?;
+            entries += 1;
+        }
+        u.finish_dir_times()?;
+        // The rest of the stream (end-of-archive blocks) belongs to the diff id too.
+        let mut pipe = archive.into_inner();
+        io::copy(&mut pipe, &mut io::sink()).map_err(io_err)?;
+        drop(pipe);
+        let diff_id = match producer.join() {
+            Ok(Some(d)) => d,
+            _ => return Err(io_err(io::Error::other("decompression thread failed"))),
+        };
+        Ok(Unpacked {
+            diff_id,
+            compression,
+            entries,
+        })
     })
+}
+
+/// Uncompressed bytes in flight between the two threads: PIPE_CHUNKS of PIPE_CHUNK.
+const PIPE_CHUNKS: usize = 8;
+const PIPE_CHUNK: usize = 256 * 1024;
+
+/// The decompressing thread: sends the compression, then the uncompressed stream in chunks
+/// (or the error that ended it), and returns its sha256 when all of it was taken. Returns
+/// early (None) when the reader hangs up.
+fn inflate_and_hash<R: Read>(
+    reader: R,
+    start: mpsc::SyncSender<io::Result<Compression>>,
+    chunks: mpsc::SyncSender<io::Result<Vec<u8>>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+) -> Option<Digest> {
+    let mut plain = match decompress(reader) {
+        Ok((c, plain)) => {
+            start.send(Ok(c)).ok()?;
+            HashingReader::new(plain)
+        }
+        Err(e) => {
+            let _ = start.send(Err(e));
+            return None;
+        }
+    };
+    loop {
+        let mut buf = spare.try_recv().unwrap_or_default();
+        buf.resize(PIPE_CHUNK, 0);
+        let mut n = 0;
+        while n < buf.len() {
+            match plain.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = chunks.send(Err(e));
+                    return None;
+                }
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        chunks.send(Ok(buf)).ok()?;
+    }
+    drop(chunks);
+    plain.finish().ok().map(|(d, _)| d)
+}
+
+/// The parsing thread's end of the pipe.
+struct PipeReader {
+    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    spare: mpsc::SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.chunks.recv() {
+                Ok(Ok(buf)) => {
+                    let used = std::mem::replace(&mut self.cur, buf);
+                    self.pos = 0;
+                    if used.capacity() > 0 {
+                        let _ = self.spare.try_send(used);
+                    }
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                // The producer is done: the stream ended.
+                Err(_) => self.done = true,
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Split a tar path into clean components: empty and `.` components dropped (so absolute

@@ -92,8 +92,27 @@ pub fn supported_archs() -> Vec<&'static str> {
 }
 
 /// A compiled, not yet loaded filter, plus where to send its notify fd if it has one.
+/// The filter's BPF program as bytes (libseccomp 2.5 exports only to a descriptor: an
+/// anonymous memory file, read back whole).
+fn export_program(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let fd = nix::sys::memfd::memfd_create(c"seccomp-bpf", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| err(format!("memfd: {e}")))?;
+    let mut file = std::fs::File::from(fd);
+    ctx.export_bpf(&file)
+        .map_err(|e| err(format!("generating the filter: {e}")))?;
+    let mut program = Vec::new();
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut program))
+        .map_err(|e| err(format!("reading the generated filter: {e}")))?;
+    Ok(program)
+}
+
+/// The BPF program is generated here, at `create` (libseccomp takes milliseconds for a
+/// docker-sized profile); at `start` the init only hands it to the kernel.
 pub struct Filter {
-    ctx: ScmpFilterContext,
+    program: Vec<u8>,
+    flags: u32,
     listener: Option<(OwnedFd, PathBuf, String)>,
 }
 
@@ -179,7 +198,22 @@ impl Filter {
     /// Compiles the filter; with a notify action, also connects to the listener now,
     /// while its host path is still reachable (before pivot_root).
     pub fn prepare(s: &LinuxSeccomp) -> Result<Filter> {
-        let ctx = compile(s)?;
+        let program = export_program(&compile(s)?)?;
+        let mut flags = 0;
+        for flag in s.flags().iter().flatten() {
+            flags |= match flag {
+                LinuxSeccompFilterFlag::SeccompFilterFlagLog => crate::sys::SECCOMP_FILTER_FLAG_LOG,
+                LinuxSeccompFilterFlag::SeccompFilterFlagTsync => {
+                    crate::sys::SECCOMP_FILTER_FLAG_TSYNC
+                }
+                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                    crate::sys::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+                }
+                LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+                    crate::sys::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+                }
+            };
+        }
         let listener = if uses_notify(s) {
             let path = s
                 .listener_path()
@@ -195,21 +229,23 @@ impl Filter {
         } else {
             None
         };
-        Ok(Filter { ctx, listener })
+        if listener.is_some() {
+            flags |= crate::sys::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        }
+        Ok(Filter {
+            program,
+            flags,
+            listener,
+        })
     }
 
     /// Loads the filter into this process; hands the notify fd to the listener.
     /// `pid`: ours as the runtime sees it, for the listener's ContainerProcessState.
     pub fn load(self, state: &serde_json::Value, pid: i32) -> Result<()> {
-        self.ctx
-            .load()
+        let notify = crate::sys::seccomp_set_filter(&self.program, self.flags)
             .map_err(|e| RuntimeError::Init(format!("loading seccomp filter: {e}")))?;
-        if let Some((sock, path, metadata)) = self.listener {
-            let fd = self
-                .ctx
-                .get_notify_fd()
-                .map_err(|e| RuntimeError::Init(format!("seccomp notify fd: {e}")))?;
-            send_notify_fd(&sock, &path, fd, &metadata, state, pid)?;
+        if let (Some((sock, path, metadata)), Some(fd)) = (self.listener, notify) {
+            send_notify_fd(&sock, &path, &fd, &metadata, state, pid)?;
         }
         Ok(())
     }
@@ -219,7 +255,7 @@ impl Filter {
 fn send_notify_fd(
     sock: &OwnedFd,
     path: &Path,
-    fd: i32,
+    fd: &OwnedFd,
     metadata: &str,
     state: &serde_json::Value,
     pid: i32,
@@ -232,7 +268,7 @@ fn send_notify_fd(
         "state": state,
     })
     .to_string();
-    let fds = [fd];
+    let fds = [fd.as_raw_fd()];
     let iov = [IoSlice::new(msg.as_bytes())];
     nix::sys::socket::sendmsg::<()>(
         sock.as_raw_fd(),
@@ -242,7 +278,6 @@ fn send_notify_fd(
         None,
     )
     .map_err(|e| RuntimeError::Init(format!("sending seccomp fd to {}: {e}", path.display())))?;
-    let _ = nix::unistd::close(fd);
     Ok(())
 }
 

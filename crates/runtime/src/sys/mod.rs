@@ -284,3 +284,44 @@ pub fn fork_into_cgroup(
         other => (other, cgroup.is_some()),
     }
 }
+
+pub const SECCOMP_FILTER_FLAG_TSYNC: u32 = 1;
+pub const SECCOMP_FILTER_FLAG_LOG: u32 = 2;
+pub const SECCOMP_FILTER_FLAG_SPEC_ALLOW: u32 = 4;
+pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 8;
+pub const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: u32 = 32;
+
+/// Installs a compiled seccomp program (an array of `struct sock_filter`, as libseccomp's
+/// export gives it). With SECCOMP_FILTER_FLAG_NEW_LISTENER, returns the notify descriptor.
+pub fn seccomp_set_filter(program: &[u8], flags: u32) -> nix::Result<Option<OwnedFd>> {
+    #[repr(C)]
+    struct SockFprog {
+        len: libc::c_ushort,
+        filter: *const u8,
+    }
+    const SOCK_FILTER_SIZE: usize = 8;
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    if program.len() % SOCK_FILTER_SIZE != 0 || program.len() / SOCK_FILTER_SIZE > 4096 {
+        return Err(Errno::EINVAL);
+    }
+    let prog = SockFprog {
+        len: (program.len() / SOCK_FILTER_SIZE) as libc::c_ushort,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: `prog` points at `program`'s bytes, a whole number of 8-byte sock_filter
+    // entries that outlive the call; the kernel copies the program before returning.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_uint,
+            &prog as *const SockFprog,
+        )
+    };
+    let ret = Errno::result(ret)?;
+    if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
+        // SAFETY: with NEW_LISTENER the kernel returns a new descriptor that we own.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }));
+    }
+    Ok(None)
+}
