@@ -301,7 +301,7 @@ pub fn seccomp_set_filter(program: &[u8], flags: u32) -> nix::Result<Option<Owne
     }
     const SOCK_FILTER_SIZE: usize = 8;
     const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
-    if program.len() % SOCK_FILTER_SIZE != 0 || program.len() / SOCK_FILTER_SIZE > 4096 {
+    if !program.len().is_multiple_of(SOCK_FILTER_SIZE) || program.len() / SOCK_FILTER_SIZE > 4096 {
         return Err(Errno::EINVAL);
     }
     let prog = SockFprog {
