@@ -26,6 +26,7 @@ pub fn start_locked(locked: &Locked, state: &mut State) -> Result<()> {
     state.status = Status::Running;
     locked.save(state)?;
     if hooks::any(spec.hooks().as_ref(), &[hooks::Kind::Poststart]) {
+        wait_until_scheduled(state.pid);
         let json = super::state_json(
             &state.id,
             "running",
@@ -78,4 +79,18 @@ fn signal_exec(locked: &Locked) -> Result<()> {
         return Err(RuntimeError::Init(msg));
     }
     Ok(())
+}
+
+/// Poststart hooks run "after the user-specified process is executed": execve returning is
+/// not yet the program running, and a hook forked at once can overtake it. Wait (at most
+/// 100 ms) until the program has run far enough to block or exit; a program that computes
+/// without blocking is running anyway when the budget ends.
+fn wait_until_scheduled(pid: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+    while std::time::Instant::now() < deadline {
+        match crate::state::process_stat(pid) {
+            Some((_, 'R')) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            _ => return,
+        }
+    }
 }
