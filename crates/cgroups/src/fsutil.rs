@@ -167,26 +167,18 @@ fn mkdir_rec(path: &Path, created: &mut Vec<PathBuf>, depth: usize) -> Result<()
 /// Removes the cgroup directory `path` and every cgroup below it, deepest first. A missing
 /// directory is not an error. `EBUSY` (processes still leaving) is retried a few times.
 pub(crate) fn remove_cgroup(path: &Path) -> Result<(), CgroupError> {
-    let entries = match std::fs::read_dir(path) {
-        Ok(it) => it,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(CgroupError::Remove {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    for entry in entries.flatten() {
-        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            remove_cgroup(&entry.path())?;
-        }
-    }
     let mut delay = std::time::Duration::from_millis(1);
+    let mut children_removed = false;
     for attempt in 0.. {
         match std::fs::remove_dir(path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // Child cgroups: remove them first (listing a cgroup directory only when it
+            // has some keeps the common case to one rmdir per hierarchy).
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && !children_removed => {
+                remove_children(path)?;
+                children_removed = true;
+            }
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 8 => {
                 std::thread::sleep(delay);
                 delay *= 2;
@@ -197,6 +189,19 @@ pub(crate) fn remove_cgroup(path: &Path) -> Result<(), CgroupError> {
                     source,
                 })
             }
+        }
+    }
+    Ok(())
+}
+
+fn remove_children(path: &Path) -> Result<(), CgroupError> {
+    let entries = std::fs::read_dir(path).map_err(|source| CgroupError::Remove {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            remove_cgroup(&entry.path())?;
         }
     }
     Ok(())

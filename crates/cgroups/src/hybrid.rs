@@ -101,6 +101,10 @@ impl CgroupManager for HybridManager {
         self.v2.apply(pid)
     }
 
+    fn create_unified(&self) -> Result<(), CgroupError> {
+        self.v2.create()
+    }
+
     fn join_self(&self, in_unified: bool) -> Result<(), CgroupError> {
         self.v1.join_self(in_unified)?;
         self.v2.join_self(in_unified)

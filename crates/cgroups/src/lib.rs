@@ -75,6 +75,9 @@ pub trait CgroupManager: Send + Sync {
     /// on every `cgroup.procs` write. `in_unified`: the process already is in the unified
     /// cgroup (cloned there with CLONE_INTO_CGROUP), so the unified side is left alone.
     fn join_self(&self, in_unified: bool) -> Result<(), CgroupError>;
+    /// Creates only the unified (v2) directory, if the layout has one: what cloning with
+    /// CLONE_INTO_CGROUP needs up front, so the v1 directories can be made meanwhile.
+    fn create_unified(&self) -> Result<(), CgroupError>;
     /// Writes the resources where the kernel reads them. Every resource is checked against
     /// the layout before anything is written; one that cannot be honoured is an error
     /// naming it.

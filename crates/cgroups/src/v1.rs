@@ -663,6 +663,10 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    fn create_unified(&self) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
     fn join_self(&self, _in_unified: bool) -> Result<(), CgroupError> {
         for (h, dir) in &self.hierarchies {
             self.ensure(h, dir)?;

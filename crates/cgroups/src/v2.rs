@@ -518,6 +518,10 @@ impl CgroupManager for V2Manager {
         fsutil::write(&self.dir, "cgroup.procs", &pid.to_string())
     }
 
+    fn create_unified(&self) -> Result<(), CgroupError> {
+        self.ensure()
+    }
+
     fn join_self(&self, in_unified: bool) -> Result<(), CgroupError> {
         if in_unified {
             return Ok(());

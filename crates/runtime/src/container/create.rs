@@ -35,6 +35,8 @@ pub struct Created {
     pub bundle: Bundle,
     /// The terminal's master side when `run` relays it.
     pub console: Option<OwnedFd>,
+    /// The host's cgroup layout as detected for this create.
+    pub layout: berth_cgroups::Layout,
 }
 
 /// Undoes a half-made container on every error path: the init and anything it forked,
@@ -125,8 +127,16 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
     // unified cgroup and move itself into the v1 ones, both without the kernel's global
     // migration lock (see CgroupManager::join_self). In a user namespace the init can't
     // write the host's cgroupfs, so there we move it from outside.
-    let manager = create_cgroup(&plan, &bundle.spec, &layout, &cgroup_config)?;
     let self_join = !plan.new_user && plan.join_user.is_none();
+    // The v1 directories (a dozen cgroup mkdirs) can be made while the init mounts, and the
+    // init joins them once told they exist — unless it joins a mount namespace by path
+    // first, where the host's cgroupfs may not be in view any more.
+    let joins_mount_ns = plan
+        .join_in_init
+        .iter()
+        .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::Mount);
+    let join_late = self_join && !joins_mount_ns && !plan.rootless;
+    let manager = create_cgroup(&plan, &bundle.spec, &layout, &cgroup_config, join_late)?;
     let unified = if self_join {
         cgroup::unified_dir_fd(manager.as_deref())
     } else {
@@ -178,6 +188,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
                 cgroup_path: cleanup.cgroup.as_ref().map(|_| cgroup_config.path.as_ref()),
                 cgroup_layout: Some(&layout),
                 cgroup: cleanup.cgroup.as_deref().filter(|_| self_join),
+                join_late,
                 in_unified,
                 state_dir: &locked.dir,
             })
@@ -216,6 +227,9 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
             }
         }
         let res = (|| -> std::result::Result<(), berth_cgroups::CgroupError> {
+            if join_late {
+                m.create()?;
+            }
             if !self_join {
                 m.apply(init_pid.as_raw())?;
             }
@@ -300,6 +314,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         state: st,
         bundle,
         console,
+        layout,
     })
 }
 
@@ -311,6 +326,7 @@ fn create_cgroup(
     spec: &oci_spec::runtime::Spec,
     layout: &berth_cgroups::Layout,
     config: &berth_cgroups::CgroupConfig,
+    unified_only: bool,
 ) -> Result<Option<Box<dyn CgroupManager>>> {
     let named = spec
         .linux()
@@ -321,7 +337,12 @@ fn create_cgroup(
         return Ok(None);
     }
     let manager = berth_cgroups::open_with(layout.clone(), config.clone())?;
-    match manager.create() {
+    let created = if unified_only {
+        manager.create_unified()
+    } else {
+        manager.create()
+    };
+    match created {
         Ok(()) => Ok(Some(manager)),
         Err(e) if plan.rootless && cgroup::is_permission_error(&e) => {
             if wanted {

@@ -12,6 +12,17 @@ use nix::sys::signal::Signal;
 use std::os::fd::AsFd;
 
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
+    delete_with(root, id, force, None)
+}
+
+/// What a caller that just created the container (`run`) already has: its config and the
+/// host's cgroup layout, so delete needn't read and detect them again.
+pub struct Known<'a> {
+    pub spec: &'a oci_spec::runtime::Spec,
+    pub layout: &'a berth_cgroups::Layout,
+}
+
+pub fn delete_with(root: &StateRoot, id: &str, force: bool, known: Option<Known>) -> Result<()> {
     let (locked, state) = match root.open(id) {
         Err(RuntimeError::NotFound(_)) if force => return Ok(()),
         other => other?,
@@ -30,14 +41,24 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             })
         }
     }
-    let spec = super::state::stored_spec(&locked, id).ok();
+    let stored;
+    let spec = match &known {
+        Some(k) => Some(k.spec),
+        None => {
+            stored = super::state::stored_spec(&locked, id).ok();
+            stored.as_ref()
+        }
+    };
     if let Some(config) = &state.cgroup {
         // Without a pid namespace of its own, the init's children outlive it.
         if !state.own_pid_ns {
             let _ = kill_all(&state, Signal::SIGKILL);
         }
-        cgroup::open(config)?.destroy()?;
-    } else if let Some(config) = spec.as_ref().and_then(|s| cgroup::config_for(s, id).ok()) {
+        match &known {
+            Some(k) => berth_cgroups::open_with(k.layout.clone(), config.clone())?.destroy()?,
+            None => cgroup::open(config)?.destroy()?,
+        }
+    } else if let Some(config) = spec.and_then(|s| cgroup::config_for(s, id).ok()) {
         // A create that died before recording its state may have made the cgroup and even
         // left an init waiting for start in it: the cgroup config.json names is the only
         // trace of it.
@@ -45,7 +66,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         let _ = manager.kill_all(Signal::SIGKILL);
         manager.destroy()?;
     }
-    let hooks = spec.as_ref().and_then(|s| s.hooks().as_ref());
+    let hooks = spec.and_then(|s| s.hooks().as_ref());
     let had_state = state.pid != 0;
     locked.remove()?;
     if had_state && hooks::any(hooks, &[hooks::Kind::Poststop]) {

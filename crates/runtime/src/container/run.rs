@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 pub fn run(root: &StateRoot, o: &CreateOptions, detach: bool) -> Result<i32> {
     if detach {
         let mut c = create(root, o)?;
-        start_locked(&c.locked, &mut c.state)?;
+        start_locked(&c.locked, &mut c.state, &c.bundle.spec)?;
         return Ok(0);
     }
     // Blocked before the clone: a container that exits at once can't lose its SIGCHLD.
@@ -30,14 +30,18 @@ fn run_foreground(root: &StateRoot, o: &CreateOptions, signals: &Signals) -> Res
     if let Some(m) = &c.console {
         copy_window_size(m.as_fd());
     }
-    let started = start_locked(&c.locked, &mut c.state);
+    let started = start_locked(&c.locked, &mut c.state, &c.bundle.spec);
     // Release the lock while we wait: `state`, `kill`, `ps` must work meanwhile.
     drop(c.locked);
     let code = match started {
         Ok(()) => wait(init, &signals.fd, c.console.as_ref()),
         Err(e) => Err(e),
     };
-    let deleted = super::delete::delete(root, o.id, true);
+    let known = super::delete::Known {
+        spec: &c.bundle.spec,
+        layout: &c.layout,
+    };
+    let deleted = super::delete::delete_with(root, o.id, true, Some(known));
     let code = code?;
     deleted?;
     Ok(code)

@@ -5,14 +5,17 @@ use crate::hooks;
 use crate::state::{Locked, State, StateRoot, Status, EXEC_FIFO};
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use oci_spec::runtime::Spec;
 use std::os::fd::AsFd;
 
 pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     let (locked, mut state) = root.open(id)?;
-    start_locked(&locked, &mut state)
+    let spec = super::state::stored_spec(&locked, id)?;
+    start_locked(&locked, &mut state, &spec)
 }
 
-pub fn start_locked(locked: &Locked, state: &mut State) -> Result<()> {
+/// `spec`: the container's config (the stored copy; `run` passes the one it just parsed).
+pub fn start_locked(locked: &Locked, state: &mut State, spec: &Spec) -> Result<()> {
     if state.status != Status::Created {
         return Err(RuntimeError::WrongState {
             id: state.id.clone(),
@@ -21,7 +24,6 @@ pub fn start_locked(locked: &Locked, state: &mut State) -> Result<()> {
             wanted: "created",
         });
     }
-    let spec = super::state::stored_spec(locked, &state.id)?;
     signal_exec(locked)?;
     state.status = Status::Running;
     locked.save(state)?;

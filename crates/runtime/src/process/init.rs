@@ -36,6 +36,9 @@ pub struct InitArgs<'a> {
     pub cgroup_layout: Option<&'a berth_cgroups::Layout>,
     /// Set when the init moves itself into its cgroups (not in a user namespace).
     pub cgroup: Option<&'a dyn berth_cgroups::CgroupManager>,
+    /// Join `cgroup` only after `CgroupReady` (the runtime creates its directories while we
+    /// mount), instead of first thing.
+    pub join_late: bool,
     /// Whether clone already put us in the unified cgroup.
     pub in_unified: bool,
     /// The container's state directory, where a failure after `start` is reported.
@@ -132,7 +135,7 @@ fn setup(
         }
     }
     // Before joining namespaces by path: the cgroup paths are the host's as we see them now.
-    if let Some(cg) = a.cgroup {
+    if let Some(cg) = a.cgroup.filter(|_| !a.join_late) {
         cg.join_self(a.in_unified)?;
     }
     for (t, fd) in &plan.join_in_init {
@@ -177,6 +180,9 @@ fn setup(
     let mut wait_cgroup = || -> Result<()> {
         if !cgroup_ready {
             a.channel.expect(Tag::CgroupReady)?;
+            if let Some(cg) = a.cgroup.filter(|_| a.join_late) {
+                cg.join_self(a.in_unified)?;
+            }
             if plan.new_cgroup {
                 nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
                     .sys(|| "creating cgroup namespace".into())?;
@@ -245,13 +251,14 @@ fn setup(
     // pid as the runtime (and so a seccomp agent) sees it.
     let seccomp = linux.seccomp().as_ref().map(Filter::prepare).transpose()?;
     let host_pid = own_host_pid();
+    // In our cgroup (and cgroup namespace) before the host's cgroupfs leaves our view.
+    wait_cgroup()?;
     if plan.mount_ns {
         rootfs::enter(&setup, a.no_pivot)?;
     } else {
         nix::unistd::chroot(&a.bundle.rootfs)
             .sys(|| format!("chroot {}", a.bundle.rootfs.display()))?;
     }
-    wait_cgroup()?;
 
     finalize::enter_cwd(process.cwd())?;
     let env = finalize::with_home(
