@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# install-deps.sh — the Debian 12 packages berth's build, tests and bench need.
+# install-deps.sh [PACKAGE...] — the Debian 12 packages berth's build, tests and bench need
+# (plus any named on the command line: tests/clients/install.sh passes the clients').
 # Idempotent: when every package is already installed it does nothing (no apt at all).
 # Rust itself (cargo, rustfmt, clippy via rustup) is expected to be installed already.
 set -euo pipefail
@@ -15,11 +16,12 @@ PACKAGES=(
     umoci docker-registry
     # bench: the runtimes we compare with, the timer, tracers, GNU time, the summarizer
     runc crun hyperfine strace time python3
+    "$@"
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -15,20 +15,4 @@ PACKAGES=(
     busybox-static iproute2 iptables curl jq util-linux
 )
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
-fi
-
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO=(sudo)
-fi
-echo "clients/install: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "clients/install: done"
+exec "$(dirname "$0")/../../scripts/install-deps.sh" "${PACKAGES[@]}"
