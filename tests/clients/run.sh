@@ -77,6 +77,9 @@ START=$(date +%s)
 
 log() { echo "[$(($(date +%s) - START))s] $*" >&2; }
 
+# cgroup parents that existed before this run (cleanup leaves those alone)
+PRE_CGROUPS=" $(ls -d /sys/fs/cgroup/*/docker /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/docker \
+    /sys/fs/cgroup/libpod_parent 2>/dev/null | tr '\n' ' ') "
 cleanup() {
     set +e
     # a runtime stuck in `create` (and its container init: same argv) holds up `rm -f`
@@ -123,6 +126,15 @@ cleanup() {
     # unmount whatever the daemons left mounted under the work dir, deepest first
     grep -o " $W[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "/run/containerd/runc/$CTR_NS"
+    # the cgroup parents the clients made (docker, libpod_parent, containerd's namespace):
+    # empty ones that weren't there before we started go, deepest first
+    local cg
+    for cg in /sys/fs/cgroup/*/docker /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/*/"$CTR_NS" \
+              /sys/fs/cgroup/docker /sys/fs/cgroup/libpod_parent /sys/fs/cgroup/"$CTR_NS"; do
+        [ -d "$cg" ] || continue
+        [[ " $PRE_CGROUPS " == *" $cg "* ]] && continue
+        find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
     if [ "$KEEP" = 1 ]; then
         echo "run.sh: kept $W" >&2
     else
