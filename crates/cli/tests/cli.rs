@@ -78,6 +78,10 @@ fn debug_flag_is_accepted() {
     let out = env.rt(&["--debug", "run", &id, "--bundle", b.path()]);
     out.assert_ok();
     assert_eq!(out.stdout.trim(), "debug-ok");
+    // --debug logs each invocation; without it, nothing.
+    assert!(out.stderr.contains("debug: argv"), "{out}");
+    let quiet = env.rt(&["list"]);
+    assert!(!quiet.stderr.contains("debug:"), "{quiet}");
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub fn error(msg: &str) {
     write("error", msg);
 }
 
-#[allow(dead_code)]
+/// With --debug: a line per invocation (argv, duration), to the log and stderr.
 pub fn debug(msg: &str) {
     if SINK.get().is_some_and(|s| s.debug) {
         write("debug", msg);

@@ -15,8 +15,13 @@ use std::io::Write;
 pub fn main() -> i32 {
     let cli = Cli::parse();
     log::init(&cli);
+    let started = std::time::Instant::now();
+    log::debug(&format!("argv {:?}", std::env::args().collect::<Vec<_>>()));
     match dispatch(&cli) {
-        Ok(code) => code,
+        Ok(code) => {
+            log::debug(&format!("done in {:?}, exit {code}", started.elapsed()));
+            code
+        }
         Err(e) => {
             log::error(&one_line(&e));
             1
