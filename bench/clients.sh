@@ -34,6 +34,8 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=../tests/clients/daemons.sh
+. "$ROOT/tests/clients/daemons.sh"
 RUNTIME=$ROOT/target/x86_64-unknown-linux-gnu/release/berth-runtime
 RUNS=25
 WARMUP=3
@@ -99,6 +101,7 @@ IMG_C=docker.io/library/bbbench:latest
 START=$(date +%s)
 log() { echo "[$(($(date +%s) - START))s] $*" >&2; }
 
+PRE_CGROUPS=$(client_cgroups "$CTR_NS")
 cleanup() {
     set +e
     if [ -S "$W/d.sock" ]; then
@@ -131,6 +134,7 @@ cleanup() {
     grep -o " $W[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
     mountpoint -q /run/containerd && umount -l /run/containerd
     [ -n "${CGBOUND:-}" ] && umount "$CONTROLLERS" 2>/dev/null
+    remove_new_cgroups "$PRE_CGROUPS" "$CTR_NS"
     if [ "$KEEP" = 1 ]; then
         echo "clients.sh: kept $W" >&2
     else
@@ -180,69 +184,12 @@ done
 
 # ---------------------------------------------------------------- image
 make_image() {
-    local r=$W/rootfs o=$W/oci L C M ls cs ms
+    local r=$W/rootfs
     "$ROOT/scripts/busybox-rootfs.sh" "$r" >/dev/null || return 1
     tar --numeric-owner -C "$r" -cf "$W/rootfs.tar" .
-    mkdir -p "$o/blobs/sha256"
-    L=$(sha256sum "$W/rootfs.tar" | cut -d' ' -f1); ls=$(stat -c %s "$W/rootfs.tar")
-    cp "$W/rootfs.tar" "$o/blobs/sha256/$L"
-    printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$L" >"$o/config"
-    C=$(sha256sum "$o/config" | cut -d' ' -f1); cs=$(stat -c %s "$o/config"); mv "$o/config" "$o/blobs/sha256/$C"
-    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' "$C" "$cs" "$L" "$ls" >"$o/manifest"
-    M=$(sha256sum "$o/manifest" | cut -d' ' -f1); ms=$(stat -c %s "$o/manifest"); mv "$o/manifest" "$o/blobs/sha256/$M"
-    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"latest"}}]}' "$M" "$ms" "$IMG_C" >"$o/index.json"
-    echo '{"imageLayoutVersion":"1.0.0"}' >"$o/oci-layout"
-    tar -C "$o" -cf "$W/bbbench-oci.tar" .
+    oci_archive "$W/rootfs.tar" "$IMG_C" "$W/bbbench-oci.tar"
 }
 
-wait_sock() { # SOCK PID NAME LOG
-    for _ in $(seq 300); do
-        [ -S "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "clients.sh: $3 did not come up; its log:" >&2
-    tail -n 30 "$4" >&2
-    return 1
-}
-
-# ---------------------------------------------------------------- daemons
-start_containerd() {
-    mkdir -p "$W/containerd"
-    cat >"$W/containerd/config.toml" <<EOF
-version = 2
-root = "$W/containerd/root"
-state = "$W/containerd/state"
-oom_score = 0
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$W/c.sock"
-[ttrpc]
-  address = "$W/c.sock.ttrpc"
-[debug]
-  level = "info"
-EOF
-    containerd --config "$W/containerd/config.toml" >"$W/logs/containerd.log" 2>&1 &
-    PIDS+=($!)
-    wait_sock "$W/c.sock" $! containerd "$W/logs/containerd.log"
-}
-D() { timeout 90 $DOCKER -H "unix://$W/d.sock" "$@"; }
-start_dockerd() {
-    mkdir -p "$W/docker"
-    echo '{}' >"$W/docker/daemon.json"
-    dockerd --config-file "$W/docker/daemon.json" \
-        --data-root "$W/docker/data" --exec-root "$W/docker/exec" --pidfile "$W/docker/pid" \
-        -H "unix://$W/d.sock" --containerd "$W/c.sock" \
-        --exec-opt native.cgroupdriver=cgroupfs --default-ulimit nofile=10240:10240 \
-        --oom-score-adjust 0 --storage-driver overlay2 --log-level warn \
-        --add-runtime "crun=${BIN[crun]}" --add-runtime "berth=${BIN[berth]}" \
-        $([ "$ARGVLOG" = 1 ] && echo --add-runtime "runc-log=${BIN[runc]}") \
-        >"$W/logs/dockerd.log" 2>&1 &
-    PIDS+=($!)
-    wait_sock "$W/d.sock" $! dockerd "$W/logs/dockerd.log" || return 1
-    for _ in $(seq 100); do D version >/dev/null 2>&1 && break; sleep 0.2; done
-    D import --change 'CMD ["sh"]' "$W/rootfs.tar" "$IMG_D" >/dev/null
-}
 C() { timeout 90 ctr --address "$W/c.sock" -n "$CTR_NS" "$@"; }
 
 # ---------------------------------------------------------------- timing
@@ -300,7 +247,10 @@ log "work dir $W; $CGNOTE"
 DONE=()
 for client in "${ONLY[@]}"; do
     case $client in
-        docker) start_dockerd && bench_passes docker && DONE+=(docker) ;;
+        docker) start_dockerd "$IMG_D" --add-runtime "crun=${BIN[crun]}" \
+                    --add-runtime "berth=${BIN[berth]}" \
+                    $([ "$ARGVLOG" = 1 ] && echo --add-runtime "runc-log=${BIN[runc]}") \
+                    && bench_passes docker && DONE+=(docker) ;;
         containerd) C image import "$W/bbbench-oci.tar" >"$W/logs/ctr-import.log" 2>&1 &&
                     bench_passes containerd && DONE+=(containerd) ;;
         *) echo "clients.sh: unknown client $client" >&2 ;;

@@ -27,6 +27,8 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=daemons.sh
+. "$HERE/daemons.sh"
 RUNTIME=$ROOT/target/x86_64-unknown-linux-gnu/release/berth-runtime
 REF=$(command -v runc || true)
 ONLY=()
@@ -77,9 +79,7 @@ START=$(date +%s)
 
 log() { echo "[$(($(date +%s) - START))s] $*" >&2; }
 
-# cgroup parents that existed before this run (cleanup leaves those alone)
-PRE_CGROUPS=" $(ls -d /sys/fs/cgroup/*/docker /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/docker \
-    /sys/fs/cgroup/libpod_parent 2>/dev/null | tr '\n' ' ') "
+PRE_CGROUPS=$(client_cgroups "$CTR_NS")
 cleanup() {
     set +e
     # a runtime stuck in `create` (and its container init: same argv) holds up `rm -f`
@@ -126,15 +126,7 @@ cleanup() {
     # unmount whatever the daemons left mounted under the work dir, deepest first
     grep -o " $W[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "/run/containerd/runc/$CTR_NS"
-    # the cgroup parents the clients made (docker, libpod_parent, containerd's namespace):
-    # empty ones that weren't there before we started go, deepest first
-    local cg
-    for cg in /sys/fs/cgroup/*/docker /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/*/"$CTR_NS" \
-              /sys/fs/cgroup/docker /sys/fs/cgroup/libpod_parent /sys/fs/cgroup/"$CTR_NS"; do
-        [ -d "$cg" ] || continue
-        [[ " $PRE_CGROUPS " == *" $cg "* ]] && continue
-        find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
+    remove_new_cgroups "$PRE_CGROUPS" "$CTR_NS"
     if [ "$KEEP" = 1 ]; then
         echo "run.sh: kept $W" >&2
     else
@@ -202,72 +194,12 @@ EOF
     mkdir -p "$r/www"
     echo berth-ok >"$r/www/index.html"
     tar --numeric-owner -C "$r" -cf "$W/rootfs.tar" .
-    # an OCI image layout for ctr image import
-    local o=$W/oci L C M ls cs ms
-    mkdir -p "$o/blobs/sha256"
-    L=$(sha256sum "$W/rootfs.tar" | cut -d' ' -f1); ls=$(stat -c %s "$W/rootfs.tar")
-    cp "$W/rootfs.tar" "$o/blobs/sha256/$L"
-    printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$L" >"$o/config"
-    C=$(sha256sum "$o/config" | cut -d' ' -f1); cs=$(stat -c %s "$o/config"); mv "$o/config" "$o/blobs/sha256/$C"
-    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' "$C" "$cs" "$L" "$ls" >"$o/manifest"
-    M=$(sha256sum "$o/manifest" | cut -d' ' -f1); ms=$(stat -c %s "$o/manifest"); mv "$o/manifest" "$o/blobs/sha256/$M"
-    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"docker.io/library/bbtest:latest","org.opencontainers.image.ref.name":"latest"}}]}' "$M" "$ms" >"$o/index.json"
-    echo '{"imageLayoutVersion":"1.0.0"}' >"$o/oci-layout"
-    tar -C "$o" -cf "$W/bbtest-oci.tar" .
+    # an OCI image archive for ctr image import
+    oci_archive "$W/rootfs.tar" docker.io/library/bbtest:latest "$W/bbtest-oci.tar"
     mkdir -p "$W/bind"
 }
 
-wait_sock() { # SOCK PID NAME LOG
-    for _ in $(seq 300); do
-        [ -S "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "run.sh: $3 did not come up; its log:" >&2
-    tail -n 30 "$4" >&2
-    return 1
-}
-
-# ---------------------------------------------------------------- containerd (also dockerd's)
-start_containerd() {
-    mkdir -p "$W/containerd"
-    cat >"$W/containerd/config.toml" <<EOF
-version = 2
-root = "$W/containerd/root"
-state = "$W/containerd/state"
-oom_score = 0
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$W/c.sock"
-[ttrpc]
-  address = "$W/c.sock.ttrpc"
-[debug]
-  level = "info"
-[plugins."io.containerd.runtime.v1.linux"]
-  shim_debug = false
-EOF
-    containerd --config "$W/containerd/config.toml" >"$W/logs/containerd.log" 2>&1 &
-    PIDS+=($!)
-    wait_sock "$W/c.sock" $! containerd "$W/logs/containerd.log"
-}
-
 # ---------------------------------------------------------------- docker
-D() { timeout 90 $DOCKER -H "unix://$W/d.sock" "$@"; }
-start_dockerd() {
-    mkdir -p "$W/docker"
-    echo '{}' >"$W/docker/daemon.json"
-    dockerd --config-file "$W/docker/daemon.json" \
-        --data-root "$W/docker/data" --exec-root "$W/docker/exec" --pidfile "$W/docker/pid" \
-        -H "unix://$W/d.sock" --containerd "$W/c.sock" \
-        --exec-opt native.cgroupdriver=cgroupfs --default-ulimit nofile=10240:10240 \
-        --oom-score-adjust 0 --storage-driver overlay2 --log-level warn \
-        --add-runtime "rt-ref=$W/bin/rt-ref" --add-runtime "rt-berth=$W/bin/rt-berth" \
-        >"$W/logs/dockerd.log" 2>&1 &
-    PIDS+=($!)
-    wait_sock "$W/d.sock" $! dockerd "$W/logs/dockerd.log" || return 1
-    for _ in $(seq 100); do D version >/dev/null 2>&1 && break; sleep 0.2; done
-    D import --change 'CMD ["sh"]' "$W/rootfs.tar" bbtest:latest >/dev/null
-}
 DR() { D run --runtime "rt-$T" "$@"; }
 dcg() { # CONTAINER CONTROLLER FILE: a file of the container's cgroup, seen from the host
     local id; id=$(D inspect -f '{{.Id}}' "$1")
@@ -678,7 +610,8 @@ start_containerd || exit 1
 log "work dir $W; runtimes: ${RTLABEL[ref]}=$REF, berth-runtime=$RUNTIME"
 for client in "${ONLY[@]}"; do
     case $client in
-        docker) start_dockerd && docker_checks ;;
+        docker) start_dockerd bbtest:latest --add-runtime "rt-ref=$W/bin/rt-ref" \
+                    --add-runtime "rt-berth=$W/bin/rt-berth" && docker_checks ;;
         podman) setup_podman && podman_checks ;;
         containerd) containerd_checks ;;
         *) echo "run.sh: unknown client $client" >&2 ;;
