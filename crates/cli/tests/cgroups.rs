@@ -256,16 +256,8 @@ fn events_stats_and_oom() {
 
     // Streaming: stats every 100ms, an OOM event, and the end when the container stops.
     let out_path = env.path("events.out");
-    let mut child = Command::new(BIN)
-        .args([
-            "--root",
-            env.root.to_str().unwrap(),
-            "events",
-            "--interval",
-            "100ms",
-            &id,
-        ])
-        .env(TAG_VAR, &env.tag)
+    let mut child = env
+        .command(&["events", "--interval", "100ms", &id])
         .stdout(fs::File::create(&out_path).unwrap())
         .stderr(Stdio::inherit())
         .spawn()
@@ -476,16 +468,8 @@ fn delete_after_a_crashed_create_removes_its_cgroups() {
             json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 30"]}]})
     });
     let id = env.id("killed");
-    let mut child = Command::new(BIN)
-        .args([
-            "--root",
-            env.root.to_str().unwrap(),
-            "create",
-            &id,
-            "--bundle",
-            b.path(),
-        ])
-        .env(TAG_VAR, &env.tag)
+    let mut child = env
+        .command(&["create", &id, "--bundle", b.path()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -365,11 +365,8 @@ fn run_foreground_forwards_signals() {
     let env = Env::new("fwd");
     let b = env.sh_bundle("trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done");
     let id = env.id("fwd");
-    let bundle = b.path().to_string();
-    let root = env.root.to_str().unwrap().to_string();
-    let mut child = std::process::Command::new(BIN)
-        .args(["--root", &root, "run", &id, "--bundle", &bundle])
-        .env(TAG_VAR, &env.tag)
+    let mut child = env
+        .command(&["run", &id, "--bundle", b.path()])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

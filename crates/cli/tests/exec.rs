@@ -491,14 +491,13 @@ fn exec_tty_in_the_foreground_relays_a_pty() {
     let b = sleep_bundle(&env);
     let (id, _) = sleeper(&env, &b);
     let (master, slave) = openpty();
-    let mut child = std::process::Command::new(BIN)
-        .args(["--root", env.root.to_str().unwrap(), "exec", "-t", &id])
+    let mut child = env
+        .command(&["exec", "-t", &id])
         .args([
             "sh",
             "-c",
             "stty size; [ -t 0 ] && echo IN-TTY; read x; echo got:$x; exit 6",
         ])
-        .env(TAG_VAR, &env.tag)
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(slave.try_clone().unwrap())

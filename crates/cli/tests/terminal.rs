@@ -79,16 +79,8 @@ fn run_in_the_foreground_relays_the_terminal() {
     b.edit(|c| c["process"]["terminal"] = json!(true));
     let (master, slave) = openpty(33, 101);
     let id = env.id("fg");
-    let mut child = std::process::Command::new(BIN)
-        .args([
-            "--root",
-            env.root.to_str().unwrap(),
-            "run",
-            &id,
-            "--bundle",
-            b.path(),
-        ])
-        .env(TAG_VAR, &env.tag)
+    let mut child = env
+        .command(&["run", &id, "--bundle", b.path()])
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(slave.try_clone().unwrap())
@@ -123,10 +115,8 @@ fn create_with_terminal_closes_the_callers_stdio() {
     b.edit(|c| c["process"]["terminal"] = json!(true));
     let mut sock = ConsoleSocket::listen(env.path("console.sock"));
     let id = env.id("ttyio");
-    let mut child = std::process::Command::new(BIN)
-        .args([
-            "--root",
-            env.root.to_str().unwrap(),
+    let mut child = env
+        .command(&[
             "create",
             &id,
             "--bundle",
@@ -134,7 +124,6 @@ fn create_with_terminal_closes_the_callers_stdio() {
             "--console-socket",
             sock.path.to_str().unwrap(),
         ])
-        .env(TAG_VAR, &env.tag)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

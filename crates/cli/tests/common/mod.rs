@@ -291,6 +291,17 @@ impl Env {
     }
 
     /// `berth-runtime --root <root> ARGS`, 30 s timeout.
+    /// The runtime as a `Command` with our --root and test tag, for tests that drive its
+    /// stdio themselves (ptys, pipes, processes killed mid-way).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .env(TAG_VAR, &self.tag);
+        cmd
+    }
+
     pub fn rt(&self, args: &[&str]) -> Out {
         self.rt_opts(args, Opts::default())
     }
