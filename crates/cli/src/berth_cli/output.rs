@@ -3,7 +3,7 @@
 use anyhow::Result;
 use berth_image::ImageStore;
 
-use super::ImagesArgs;
+use super::images::ImagesArgs;
 
 pub(super) fn images(s: &ImageStore, a: &ImagesArgs) -> Result<()> {
     let list = s.list()?;

@@ -1,0 +1,1 @@
+//! berth build: Dockerfile parsing, the build graph, the layer cache

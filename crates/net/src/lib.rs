@@ -1,0 +1,1 @@
+//! berth's networks: bridges, veth pairs, IPAM, published ports, name resolution
