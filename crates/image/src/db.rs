@@ -1,4 +1,4 @@
-//! Image and layer records in SQLite (`<root>/images.db`).
+//! Image and layer records in SQLite (`<root>/berth.db`, the engine database; other crates keep their own tables in the same file).
 //!
 //! * `images`: one row per manifest we hold (tagged or not).
 //! * `tags`: `name:tag` → manifest digest.

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! oci-layout, index.json, blobs/sha256/<hex>   an OCI image layout (index.json lists every tag)
-//! images.db                                    SQLite: images, tags, layers, image_layers
+//! berth.db                                     SQLite: images, tags, layers, image_layers
 //! layers/<chain id hex>/diff                   one unpacked layer (overlay format whiteouts)
 //! tmp/                                         blobs and layers being written
 //! lock                                         flock held by every writer
@@ -100,7 +100,7 @@ impl ImageStore {
         let root = root.as_ref().to_path_buf();
         fs::create_dir_all(root.join("layers")).at(root.join("layers"))?;
         let blobs = BlobStore::open(&root)?;
-        let db = Db::open(&root.join("images.db"))?;
+        let db = Db::open(&root.join("berth.db"))?;
         Ok(ImageStore {
             root,
             blobs,
