@@ -6,13 +6,15 @@
 #         else), without and with the syncfs the store does before naming a layer;
 #       - the whole `berth import` (blob stored + hashed + fsynced, unpack, syncfs, SQLite);
 #       - `tar -xzf`, and `tar -xzf` + `sync -f` (the same durability as berth).
-#  2. `berth pull` from a local docker-registry vs `skopeo copy docker://... oci:...`
-#     (skopeo only downloads; `skopeo copy` + `tar -xzf` of the layer is the same work as a
-#     pull, which also unpacks).
+#  2. `berth pull` from a local docker-registry (plain http on 127.0.0.1, as a loopback
+#     registry may be) vs `skopeo copy docker://... oci:...` (skopeo only downloads;
+#     `skopeo copy` + `tar -xzf` of the layer is the same work as a pull, which also
+#     unpacks). Both first try https, then fall back to http.
 #
-# Usage: bench/images.sh [--runs N] [--keep]      (root; Debian 12)
-#   BENCH_DIR   work directory (default /tmp/berth-images-bench; it decides the disk)
-#   BENCH_PORT  registry port on 127.0.0.1 (default: a free one)
+# Usage: bench/images.sh [--runs N] [--keep] [--only unpack|pull]      (root; Debian 12)
+#   BENCH_DIR         work directory (default /tmp/berth-images-bench; it decides the disk)
+#   BENCH_PORT        registry port on 127.0.0.1 (default: a free one)
+#   CARGO_TARGET_DIR  where the release build goes (default: target/ of the repository)
 #
 # Each run writes into a fresh directory. --prepare moves the previous result aside (and
 # syncs) instead of deleting it: on ext4, creating thousands of inodes right after
@@ -23,11 +25,14 @@ set -euo pipefail
 
 RUNS=10
 KEEP=0
+ONLY=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --only) ONLY="$2"; shift 2
+                case "$ONLY" in unpack|pull) ;; *) echo "--only: unpack or pull" >&2; exit 2 ;; esac ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -58,13 +63,14 @@ rm -rf "$W"
 mkdir -p "$W/trash"
 
 echo "== building berth and unpack-bench (release, as shipped: static, opt-level z)"
-(cd "$REPO" && cargo build --release -q -p berth-cli)
-BERTH="$REPO/target/$TRIPLE/release/berth"
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+(cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -q -p berth-cli)
+BERTH="$TARGET_DIR/$TRIPLE/release/berth"
 # unpack-bench is not a workspace member; start from the workspace's lock file so it
 # builds the same dependency versions as berth.
 [ -f "$REPO/bench/unpack-bench/Cargo.lock" ] || cp "$REPO/Cargo.lock" "$REPO/bench/unpack-bench/Cargo.lock"
-(cd "$REPO/bench/unpack-bench" && CARGO_TARGET_DIR="$REPO/target/unpack-bench" cargo build --release -q)
-UNPACK="$REPO/target/unpack-bench/$TRIPLE/release/unpack-bench"
+(cd "$REPO/bench/unpack-bench" && CARGO_TARGET_DIR="$TARGET_DIR/unpack-bench" cargo build --release -q)
+UNPACK="$TARGET_DIR/unpack-bench/$TRIPLE/release/unpack-bench"
 
 echo "== the layer: debootstrap --variant=minbase bookworm"
 ROOTFS="$W/rootfs"
@@ -97,6 +103,7 @@ printf '   %s: %d MB gzip, %d MB tar, %d entries\n' "$LAYER_KIND" \
 PREP="sh -c 'for d in $W/store $W/tarx $W/ux $W/skopeo-oci; do [ -e \$d ] && mv \$d $W/trash/\$(date +%s%N); done; mkdir $W/tarx $W/ux; sync'"
 empty_trash() { rm -rf "$W/trash"; mkdir -p "$W/trash"; sync; sleep 35; }
 
+if [ "$ONLY" != pull ]; then
 # Same content either way (device nodes aside: diff can't compare them).
 mkdir -p "$W/check-tar" "$W/check-berth"
 tar -xzf "$LAYER" -C "$W/check-tar"
@@ -114,8 +121,11 @@ hyperfine -N --style basic --warmup 1 --runs "$RUNS" --export-json "$W/unpack.js
     -n "tar -xzf" --prepare "$PREP" "tar -xzf $LAYER -C $W/tarx" \
     -n "tar -xzf + sync -f" --prepare "$PREP" "sh -c 'tar -xzf $LAYER -C $W/tarx && sync -f $W/tarx'" \
     >"$W/unpack.log"
-echo "== 2. pull from a local docker-registry ($RUNS runs each)"
 empty_trash
+fi
+
+if [ "$ONLY" != unpack ]; then
+echo "== 2. pull from a local docker-registry ($RUNS runs each)"
 PORT="${BENCH_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 mkdir -p "$W/registry"
 cat >"$W/registry/config.yml" <<EOF
@@ -133,7 +143,7 @@ REG_PID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.1; done
 REF="127.0.0.1:$PORT/debian:bench"
 "$BERTH" --root "$W/push" import "$LAYER" "$REF" >/dev/null
-"$BERTH" --root "$W/push" push "$REF" >/dev/null
+"$BERTH" --root "$W/push" push -q "$REF" >/dev/null
 # The layer is stored as given: its digest is the file's.
 LAYER_DIGEST=$(sha256sum "$LAYER" | cut -d' ' -f1)
 rm -rf "$W/push"
@@ -142,11 +152,14 @@ hyperfine -N --style basic --warmup 1 --runs "$RUNS" --export-json "$W/pull.json
     -n "skopeo copy" --prepare "$PREP" "skopeo copy -q --src-tls-verify=false docker://$REF oci:$W/skopeo-oci:debian" \
     -n "skopeo copy + tar -xzf" --prepare "$PREP" "sh -c 'skopeo copy -q --src-tls-verify=false docker://$REF oci:$W/skopeo-oci:debian && tar -xzf $W/skopeo-oci/blobs/sha256/$LAYER_DIGEST -C $W/tarx'" \
     >"$W/pull.log"
+fi
 
 echo
 python3 - "$W/unpack.json" "$W/pull.json" <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 def load(p):
+    if not os.path.exists(p):
+        return None
     return {r["command"]: r for r in json.load(open(p))["results"]}
 def table(title, res, pairs):
     print(title)
@@ -161,14 +174,14 @@ def table(title, res, pairs):
         print(f"    {b:<26} / {a:<28} = {rb/ra:5.2f}")
     print()
 u = load(sys.argv[1])
-table("1. unpack of the Debian layer", u, [
+if u: table("1. unpack of the Debian layer", u, [
     ("berth unpack alone", "tar -xzf"),
     ("berth unpack alone + syncfs", "tar -xzf + sync -f"),
     ("berth import (whole)", "tar -xzf"),
     ("berth import (whole)", "tar -xzf + sync -f"),
 ])
 p = load(sys.argv[2])
-table("2. pull from a local registry", p, [
+if p: table("2. pull from a local registry", p, [
     ("berth pull", "skopeo copy"),
     ("berth pull", "skopeo copy + tar -xzf"),
 ])

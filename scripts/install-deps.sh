@@ -12,10 +12,13 @@ PACKAGES=(
     busybox-static iproute2 util-linux procps
     # rootless: newuidmap/newgidmap for multi-range id maps without root
     uidmap
-    # image store tests: umoci (reference unpack to compare with), a local registry
-    umoci docker-registry
+    # image store tests: umoci (reference unpack to compare with), a local registry,
+    # openssl (test CA and token-signing keys); the CA bundle https pulls verify against
+    umoci docker-registry openssl ca-certificates
     # bench: the runtimes we compare with, the timer, tracers, GNU time, the summarizer
     runc crun hyperfine strace time python3
+    # build bench: the builders berth build is compared with (podman comes with buildah's deps)
+    buildah podman
     "$@"
 )
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # quickstart.sh — from a fresh Debian 12 machine to a running container, as root:
-# installs the system packages, builds berth-runtime (release), makes a busybox bundle in
-# target/quickstart, and runs it with `berth-runtime run`.
+# installs the system packages, builds berth and berth-runtime (release), makes a busybox
+# image locally (`berth import` of a busybox-static root file system), runs a container
+# from it in the background and prints its processes with `berth top`, then removes it.
+# State goes to target/quickstart/root (--root) and /run/berth-quickstart (--runroot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,23 +15,28 @@ scripts/install-deps.sh
 
 echo "== cargo build --release -p berth-cli"
 cargo build --release -p berth-cli
-RT=$PWD/target/x86_64-unknown-linux-gnu/release/berth-runtime
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+BERTH=$TARGET_DIR/x86_64-unknown-linux-gnu/release/berth
+QS=$PWD/target/quickstart
+export BERTH_ROOT=$QS/root BERTH_RUNROOT=/run/berth-quickstart
 
-BUNDLE=$PWD/target/quickstart
-echo "== bundle: $BUNDLE (busybox rootfs + berth-runtime spec)"
-rm -rf "$BUNDLE"
-mkdir -p "$BUNDLE"
-scripts/busybox-rootfs.sh "$BUNDLE/rootfs"
-"$RT" spec --bundle "$BUNDLE"
-python3 - "$BUNDLE/config.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c", "echo hello from berth; ps"]
-json.dump(c, open(path, "w"), indent=2)
-PY
+echo "== image busybox:quickstart (berth import of a busybox-static rootfs)"
+rm -rf "$QS/rootfs"
+scripts/busybox-rootfs.sh "$QS/rootfs"
+tar --numeric-owner -C "$QS/rootfs" -cf "$QS/busybox.tar" .
+"$BERTH" import "$QS/busybox.tar" busybox:quickstart
+"$BERTH" images
 
-ID=quickstart-$$
-echo "== berth-runtime run --bundle $BUNDLE $ID"
-"$RT" run --bundle "$BUNDLE" "$ID" </dev/null
+NAME=quickstart-$$
+trap '"$BERTH" rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
+echo "== berth run -d --name $NAME busybox:quickstart sh -c '...'"
+"$BERTH" run -d --name "$NAME" busybox:quickstart \
+    sh -c 'echo hello from berth; sleep 300 & exec sleep 301'
+"$BERTH" ps
+echo "== berth top $NAME (host PIDs)"
+"$BERTH" top "$NAME"
+echo "== berth logs $NAME"
+"$BERTH" logs "$NAME"
+echo "== berth rm -f $NAME"
+"$BERTH" rm -f "$NAME"
+trap - EXIT

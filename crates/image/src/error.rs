@@ -65,6 +65,18 @@ pub enum Error {
     },
     #[error("registry {reference}: {reason}")]
     Registry { reference: String, reason: String },
+    #[error("registry {registry}: 401 Unauthorized: {reason}")]
+    Unauthorized { registry: String, reason: String },
+    #[error("{reference}: manifest unknown: the registry has no such tag or digest")]
+    ManifestUnknown { reference: String },
+    #[error("invalid platform {0:?} (want os/arch[/variant], e.g. linux/amd64)")]
+    InvalidPlatform(String),
+    #[error("{reference}: no image for platform {wanted}; available: {available}")]
+    NoMatchingPlatform {
+        reference: String,
+        wanted: String,
+        available: String,
+    },
     #[error("image {reference:?} is used by {count} tag(s); remove them or use force")]
     InUse { reference: String, count: usize },
 }

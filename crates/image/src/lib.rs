@@ -6,10 +6,14 @@
 //! * [`unpack`]: safe layer extraction into overlay-ready directories.
 //! * [`snapshot`]: overlay mounts of layer stacks (new mount API, up to 500 layers) and
 //!   upper dir → layer diffs.
+//! * [`commit`]: new layers from overlay upper dirs, new images from layers + config
+//!   (the builder).
 //! * [`images`]: [`ImageStore`], the operations the `berth` CLI offers.
-//! * [`registry`]: pull/push over the distribution API (plain HTTP to loopback for now).
+//! * [`registry`]: pull/push over the distribution API (TLS, token/basic auth, platforms,
+//!   concurrent transfers), and `berth login`'s credentials.
 
 pub mod archive;
+pub mod commit;
 pub mod compress;
 pub mod db;
 pub mod digest;

@@ -1,5 +1,5 @@
 //! `berth` image commands: load, save, images, image inspect/prune, tag, rmi, import,
-//! pull, push. All logic lives in the berth-image crate.
+//! and (in [`registry`]) pull, push, login, logout. All logic lives in the berth-image crate.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
@@ -11,6 +11,7 @@ use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output;
+use super::registry;
 use super::Globals;
 
 #[derive(Subcommand, Debug)]
@@ -30,10 +31,14 @@ pub enum ImageCommands {
     Rmi(RmiArgs),
     /// Make an image from a root file system tarball ("-" reads stdin)
     Import { file: String, name: String },
-    /// Pull an image from a registry (plain HTTP on this host for now: 127.0.0.1:5000/name:tag)
-    Pull { image: String },
-    /// Push an image to the registry its name points at
-    Push { image: String },
+    /// Pull an image from a registry
+    Pull(registry::PullArgs),
+    /// Push an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry (the credentials are kept in <root>/auth.json)
+    Login(registry::LoginArgs),
+    /// Forget the credentials of a registry
+    Logout(registry::LogoutArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,27 +179,10 @@ pub fn run(g: &Globals, cmd: ImageCommands) -> Result<()> {
             println!("Total: {} image(s) removed", removed.len());
             Ok(())
         }
-        ImageCommands::Pull { image } => {
-            let mut s = open()?;
-            let pb = spinner(&format!("pulling {image}"));
-            let loaded = s.pull(&image, &mut |line| report(&pb, line))?;
-            if let Some(pb) = pb {
-                pb.finish_and_clear();
-            }
-            println!("Digest: {}", loaded.manifest);
-            println!("Pulled: {image}");
-            Ok(())
-        }
-        ImageCommands::Push { image } => {
-            let s = open()?;
-            let pb = spinner(&format!("pushing {image}"));
-            let digest = s.push(&image, &mut |line| report(&pb, line))?;
-            if let Some(pb) = pb {
-                pb.finish_and_clear();
-            }
-            println!("Pushed: {image} digest: {digest}");
-            Ok(())
-        }
+        ImageCommands::Pull(a) => registry::pull(&mut open()?, a),
+        ImageCommands::Push(a) => registry::push(&open()?, a),
+        ImageCommands::Login(a) => registry::login(root, a),
+        ImageCommands::Logout(a) => registry::logout(root, a),
         ImageCommands::Import { file, name }
         | ImageCommands::Image(ImageCommand::Import { file, name }) => {
             let mut s = open()?;
@@ -220,14 +208,6 @@ fn spinner(msg: &str) -> Option<ProgressBar> {
     pb.set_message(msg.to_string());
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
     Some(pb)
-}
-
-/// One progress line: above the spinner on a terminal, on stdout otherwise.
-fn report(pb: &Option<ProgressBar>, line: &str) {
-    match pb {
-        Some(pb) => pb.println(line),
-        None => println!("{line}"),
-    }
 }
 
 /// Wrap a file in a byte progress bar when stderr is a terminal.

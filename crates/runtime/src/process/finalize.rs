@@ -104,6 +104,11 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
         let p = PathBuf::from(arg0);
         return if is_exec(&p) {
             Ok(p)
+        } else if p.exists() {
+            // There but not runnable: execve's EACCES, which engines map to status 126.
+            Err(RuntimeError::Init(format!(
+                "exec: {arg0:?}: permission denied"
+            )))
         } else {
             Err(RuntimeError::Init(format!(
                 "exec: {arg0:?}: no such executable file in the container"

@@ -1,0 +1,79 @@
+//! A container's network: `--network none|host|container:NAME` now; bridge and named
+//! networks are the seam for crate berth-net (wired in `Engine::network_namespace`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum NetworkMode {
+    /// A network namespace of its own with only `lo`.
+    None,
+    /// The host's network namespace.
+    Host,
+    /// A network by name; "bridge" is the default network.
+    Bridge(String),
+    /// Another container's network namespace (name or id as given).
+    Container(String),
+}
+
+impl NetworkMode {
+    /// `--network VALUE` as docker spells it ("default" is the default network).
+    pub fn parse(s: &str) -> Result<NetworkMode> {
+        Ok(match s {
+            "none" => NetworkMode::None,
+            "host" => NetworkMode::Host,
+            "" => return Err(Error::InvalidOption("--network: empty network name".into())),
+            "default" | "bridge" => NetworkMode::Bridge("bridge".into()),
+            _ => match s.strip_prefix("container:") {
+                Some("") => {
+                    return Err(Error::InvalidOption(
+                        "--network container: needs a container name or id".into(),
+                    ))
+                }
+                Some(c) => NetworkMode::Container(c.to_string()),
+                None => NetworkMode::Bridge(s.to_string()),
+            },
+        })
+    }
+
+    /// The mode when `--network` isn't given: `none` until berth-net provides the bridge.
+    pub fn default_mode() -> NetworkMode {
+        NetworkMode::None
+    }
+
+    /// Refuse modes this build can't provide, naming the flag.
+    pub fn check_available(&self) -> Result<()> {
+        match self {
+            NetworkMode::Bridge(name) => Err(Error::NetworkUnavailable(name.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetworkMode::None => f.write_str("none"),
+            NetworkMode::Host => f.write_str("host"),
+            NetworkMode::Bridge(n) => f.write_str(n),
+            NetworkMode::Container(c) => write!(f, "container:{c}"),
+        }
+    }
+}
+
+impl From<NetworkMode> for String {
+    fn from(m: NetworkMode) -> String {
+        m.to_string()
+    }
+}
+
+impl TryFrom<String> for NetworkMode {
+    type Error = Error;
+    fn try_from(s: String) -> Result<NetworkMode> {
+        NetworkMode::parse(&s)
+    }
+}
