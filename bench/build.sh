@@ -8,6 +8,7 @@
 #   no-change    rebuild of an unchanged context (every step a cache hit)
 #   one-file     one COPY source changed before each run (COPY and the two RUNs re-run)
 #
+# buildah and podman run RUN steps with runc and --network none, as berth does (its default).
 # Targets (ratio berth / buildah, medians): cold <= 0.7, no-change <= 0.2, one-file <= 0.5.
 #
 # Usage: bench/build.sh [--runs N] [--keep]          (root; Debian 12)
@@ -36,13 +37,16 @@ BASE=localhost/bench/busybox:latest
 
 cleanup() {
     # Containers storage holds overlay mounts of its own; let buildah take them down.
-    buildah "${CS[@]}" rm --all >/dev/null 2>&1 || true
+    buildah "${BS[@]}" rm --all >/dev/null 2>&1 || true
+    buildah "${PS[@]}" rm --all >/dev/null 2>&1 || true
     if [ "$KEEP" = 0 ]; then
         grep -o " $W/[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
         rm -rf "$W"
     fi
 }
-CS=(--root "$W/containers/storage" --runroot "$W/containers/run" --storage-driver overlay)
+# buildah and podman each get their own containers storage (they would share one cache).
+BS=(--root "$W/buildah/storage" --runroot "$W/buildah/run" --storage-driver overlay)
+PS=(--root "$W/podman/storage" --runroot "$W/podman/run" --storage-driver overlay)
 trap cleanup EXIT
 rm -rf "$W"
 mkdir -p "$W"
@@ -58,7 +62,8 @@ echo "== the base image: busybox-static, imported into berth, loaded into contai
 tar -C "$W/rootfs" -cf "$W/busybox.tar" .
 "$BERTH" import "$W/busybox.tar" "$BASE" >/dev/null
 "$BERTH" save --format oci -o "$W/busybox.oci.tar" "$BASE"
-buildah "${CS[@]}" pull -q "oci-archive:$W/busybox.oci.tar" >/dev/null
+buildah "${BS[@]}" pull -q "oci-archive:$W/busybox.oci.tar" >/dev/null
+buildah "${PS[@]}" pull -q "oci-archive:$W/busybox.oci.tar" >/dev/null
 
 echo "== the context: 1000 files in 10 directories, a 7-step Dockerfile"
 CTX="$W/context"
@@ -79,12 +84,15 @@ RUN find /app -type f | wc -l > /app/count && cat /app/ctx/d00/f0000.txt > /app/
 RUN echo "\$GREETING from \$(pwd)" > /app/done && cat /app/count
 DOCKERFILE
 
-B="$BERTH build -q -t bench:berth $CTX"
-BH="buildah ${CS[*]} bud --layers -q -t bench:buildah $CTX"
-P="podman ${CS[*]} build --layers -q -t bench:podman $CTX"
+# All three run RUN steps without a network (berth's default); buildah and podman use runc
+# (crun 1.8 refuses this host's hybrid cgroups) with cgroupfs and no event log.
+RUNC=$(command -v runc)
+B="$BERTH build -q -t bench:berth"
+BH="buildah ${BS[*]} bud --layers --runtime $RUNC --network none -q -t bench:buildah"
+P="podman ${PS[*]} --cgroup-manager cgroupfs --events-backend none --runtime $RUNC build --layers --network none -q -t bench:podman"
 
 echo "== warm-up (fills every builder's cache)"
-for c in "$B" "$BH" "$P"; do $c >/dev/null; done
+for c in "$B" "$BH" "$P"; do $c "$CTX" >/dev/null; done
 
 run() { # name, the three commands, then more hyperfine arguments
     local name="$1" b="$2" bh="$3" p="$4"
@@ -94,9 +102,9 @@ run() { # name, the three commands, then more hyperfine arguments
         -n berth "$b" -n buildah "$bh" -n podman "$p"
 }
 
-run cold "$B --no-cache" "$BH --no-cache" "$P --no-cache"
-run no-change "$B" "$BH" "$P"
-run one-file "$B" "$BH" "$P" --prepare "date +%s%N > $CTX/ctx/d00/f0007.txt"
+run cold "$B --no-cache $CTX" "$BH --no-cache $CTX" "$P --no-cache $CTX"
+run no-change "$B $CTX" "$BH $CTX" "$P $CTX"
+run one-file "$B $CTX" "$BH $CTX" "$P $CTX" --prepare "date +%s%N > $CTX/ctx/d00/f0007.txt"
 
 python3 - "$W" <<'PY'
 import json, statistics, sys

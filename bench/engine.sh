@@ -139,7 +139,7 @@ if [ "$DOCKER_TOO" = 1 ]; then
     fi
 fi
 
-echo "== hyperfine: ${#ARGS[@]} commands in one invocation" >&2
+echo "== hyperfine: $((${#ARGS[@]} / 3)) commands in one invocation" >&2
 hyperfine --warmup "$WARMUP" --runs "$RUNS" --style basic --output null \
     --export-json "$W/logs/engine.json" --export-markdown "$W/logs/engine.md" "${ARGS[@]}" || exit 1
 

@@ -10,6 +10,8 @@ PACKAGES=(
     gcc pkg-config libseccomp-dev
     # tests: a static busybox for test rootfs, ip, unshare/script (util-linux), ps
     busybox-static iproute2 util-linux procps
+    # networks: nft for the firewall/DNAT rules of berth-net
+    nftables
     # rootless: newuidmap/newgidmap for multi-range id maps without root
     uidmap
     # image store tests: umoci (reference unpack to compare with), a local registry,
@@ -17,7 +19,7 @@ PACKAGES=(
     umoci docker-registry openssl ca-certificates
     # bench: the runtimes we compare with, the timer, tracers, GNU time, the summarizer
     runc crun hyperfine strace time python3
-    # build bench: the builders berth build is compared with (podman comes with buildah's deps)
+    # build bench: the builders `berth build` is compared with
     buildah podman
     "$@"
 )

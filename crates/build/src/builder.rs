@@ -129,6 +129,9 @@ fn predefined_args() -> Vars {
     .collect()
 }
 
+/// What a config-only step does to the config.
+type ConfigChange = Box<dyn FnOnce(&mut Config)>;
+
 #[derive(Debug, Clone)]
 struct State {
     config: Config,
@@ -194,6 +197,11 @@ pub fn build(
     progress: &mut dyn Progress,
 ) -> Result<Built> {
     let root = store.root().to_path_buf();
+    // A bad name fails before any work, not after the last step.
+    for t in &opts.tags {
+        berth_image::reference::normalize_tag(t)
+            .map_err(|e| Error::Other(format!("-t {t}: {e}")))?;
+    }
     scratch::clean_stale(&root);
     let text = match &opts.dockerfile {
         DockerfileInput::Path(p) => std::fs::read_to_string(p).map_err(|e| Error::Context {
@@ -377,7 +385,8 @@ impl Builder<'_> {
         };
         // The stages the target needs, and the images they start from or copy from.
         let mut needed = BTreeSet::new();
-        let mut images = BTreeSet::new();
+        // Image -> (line, instruction) of the first step naming it, for errors.
+        let mut images: BTreeMap<String, (usize, &str)> = BTreeMap::new();
         let mut todo = vec![target];
         while let Some(i) = todo.pop() {
             if !needed.insert(i) {
@@ -386,7 +395,9 @@ impl Builder<'_> {
             match &bases[i] {
                 Base::Stage(j) => todo.push(*j),
                 Base::Image(r) => {
-                    images.insert(r.clone());
+                    images
+                        .entry(r.clone())
+                        .or_insert((self.df.stages[i].line, "FROM"));
                 }
                 Base::Scratch => {}
             }
@@ -397,7 +408,7 @@ impl Builder<'_> {
                     match self.stage_index(&f, i) {
                         Some(j) => todo.push(j),
                         None => {
-                            images.insert(f);
+                            images.entry(f).or_insert((st.line, "COPY"));
                         }
                     }
                 }
@@ -406,8 +417,13 @@ impl Builder<'_> {
         self.multi = needed.len() > 1;
         // Pull before building: a pull collects garbage, which would take layers of
         // stages built but not yet committed.
-        for r in &images {
-            self.ensure_image(r, progress)?;
+        for (r, (line, instruction)) in &images {
+            self.ensure_image(r, progress)
+                .map_err(|e| Error::Instruction {
+                    line: *line,
+                    instruction: instruction.to_string(),
+                    message: e.to_string(),
+                })?;
         }
         let mut last = None;
         for &i in &needed {
@@ -603,7 +619,7 @@ impl Builder<'_> {
             })
         };
         // Config-only steps: compute the change and its history line.
-        let mut change: Option<(String, Box<dyn FnOnce(&mut Config)>)> = None;
+        let mut change: Option<(String, ConfigChange)> = None;
         match &step.kind {
             StepKind::Arg(list) => {
                 for (name, default) in list {

@@ -129,9 +129,8 @@ pub fn line_of(text: &str, pos: usize) -> usize {
 /// continuation dropped, whitespace collapsed at the joins.
 fn logical_line(text: &str, start: usize, escape: char) -> String {
     let mut out = String::new();
-    let mut lines = text[start..].split('\n');
     let mut first = true;
-    while let Some(line) = lines.next() {
+    for line in text[start..].split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if !first && line.trim_start().starts_with('#') {
             continue;
@@ -145,7 +144,6 @@ fn logical_line(text: &str, start: usize, escape: char) -> String {
         out.push_str(line);
         break;
     }
-    let _ = lines;
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -368,6 +366,18 @@ fn step_kind(ins: &Instruction<'_>, text: &str, line: usize, escape: char) -> Re
                 line,
                 "ADD",
             )?;
+            // Both only apply to remote sources (URLs, git), which berth build refuses.
+            for remote_only in ["checksum", "keep-git-dir"] {
+                if flag(&flags, remote_only).is_some() {
+                    return Err(Error::Instruction {
+                        line,
+                        instruction: "ADD".into(),
+                        message: format!(
+                            "--{remote_only} only applies to remote sources, which berth build does not fetch"
+                        ),
+                    });
+                }
+            }
             StepKind::Copy {
                 add: true,
                 from: None,

@@ -55,6 +55,27 @@ impl Env {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// `berth run ...` (with a private --runroot and a time limit); its stdout.
+    fn run(&self, args: &[&str]) -> String {
+        let o = Command::new("timeout")
+            .args(["-s", "KILL", "60"])
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run berth");
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     /// A build context directory with these files (path, content).
     fn context(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
         let ctx = self.dir.join(name);
@@ -237,6 +258,37 @@ impl Steps {
     }
 }
 
+/// Every path below `root` with its type, mode, owner and content (or link target).
+fn tree_of(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&d).expect("read_dir").flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let m = fs::symlink_metadata(&p).expect("lstat");
+            let rel = p.strip_prefix(root).expect("prefix").display().to_string();
+            let what = if m.is_dir() {
+                todo.push(p.clone());
+                "dir".to_string()
+            } else if m.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&p).expect("link").display())
+            } else {
+                format!("{:?}", fs::read(&p).expect("read"))
+            };
+            out.push(format!(
+                "{rel} {:o} {}:{} {what}",
+                m.mode(),
+                m.uid(),
+                m.gid()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
 fn make_tar_gz(dir: &Path, out: &Path) {
     let src = dir.join("tar-src");
     fs::create_dir_all(src.join("inner")).expect("mkdir");
@@ -293,6 +345,7 @@ VOLUME ["/data"]
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD ["true"]
 ONBUILD RUN echo triggered > /tmp/onbuild
+RUN rm /bin/vi && rm -r /srv/app/sub/deep && rm -r /srv/app/extracted && mkdir /srv/app/extracted && echo new > /srv/app/extracted/n
 USER ${USERNAME}
 ENTRYPOINT ["/bin/sh", "-c"]
 CMD ["cat /srv/app/from-builder/greeting"]
@@ -379,16 +432,36 @@ fn multi_stage_build_with_every_instruction() {
             !r.join("srv/app/conf/ignored.txt").exists(),
             ".dockerignore not applied"
         );
-        assert_eq!(read("srv/app/sub/deep/x"), "deep\n");
-        let x = fs::metadata(r.join("srv/app/sub/deep/x")).expect("x");
-        assert_eq!((x.uid(), x.gid()), (0, 0));
-        assert_eq!(
-            read("srv/app/extracted/inner/file.txt"),
-            "from the archive\n"
-        );
+        // Deleted by the last RUN: whiteouts and an opaque directory in its layer.
+        assert!(!r.join("srv/app/sub/deep").exists());
+        assert!(r.join("srv/app/sub").is_dir());
+        assert!(fs::symlink_metadata(r.join("bin/vi")).is_err());
+        assert!(!r.join("srv/app/extracted/inner").exists());
+        assert_eq!(read("srv/app/extracted/n"), "new\n");
+        let added = fs::metadata(r.join("srv/app/added.dat")).expect("added.dat");
+        assert_eq!((added.uid(), added.gid()), (0, 0));
         assert_eq!(read("srv/app/added.dat"), "plain data\n");
         assert_eq!(read("srv/app/inline.txt"), "inline app\n");
     });
+
+    // The image runs: entrypoint + cmd, and the env, user and workdir it was built with.
+    let out = env.run(&["run", "--rm", "full:1"]);
+    assert_eq!(out, "hi fallback set\n");
+    let out = env.run(&["run", "--rm", "full:1", "id -un; pwd; echo $APP_HOME $MODE"]);
+    assert_eq!(out, "app\n/srv/app\n/srv/app prod\n");
+
+    // The layers as stored (blobs) give the same tree as the layers the build used:
+    // save, load into a fresh root, compare.
+    let archive = env.dir.join("full.tar");
+    env.ok(&["save", "-o", archive.to_str().expect("utf8"), "full:1"]);
+    let tree = env.with_rootfs("full:1", tree_of);
+    let other = Env {
+        dir: env.dir.join("reloaded"),
+    };
+    fs::create_dir_all(&other.dir).expect("mkdir");
+    other.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+    assert_eq!(other.with_rootfs("full:1", tree_of), tree);
+    drop(other);
 
     // History: one line per instruction of the final stage (+ the base's), newest first.
     let h = env.ok(&["history", "--no-trunc", "full:1"]);
@@ -429,7 +502,7 @@ fn multi_stage_build_with_every_instruction() {
     assert!(env
         .config("child:1")
         .get("OnBuild")
-        .map_or(true, Value::is_null));
+        .is_none_or(Value::is_null));
     env.assert_clean();
 }
 
@@ -634,7 +707,7 @@ fn bad_input_fails_clearly_and_leaves_nothing() {
             "FROM busybox\nCOPY missing.txt /\n",
             &["dockerfile:2", "missing.txt", "not found"],
         ),
-        ("FROM nosuchimage:9\n", &["nosuchimage"]),
+        ("FROM nosuchimage:9\n", &["dockerfile:1", "nosuchimage"]),
         ("FROM busybox\nENV =x\n", &["dockerfile:2"]),
         (
             "FROM busybox\nCOPY ${X:?is_required} /\n",
@@ -673,7 +746,66 @@ fn bad_input_fails_clearly_and_leaves_nothing() {
     assert!(!ok, "{err}");
     let o = env.ok(&["images"]);
     assert!(!o.contains("bad "), "a failed build tagged an image: {o}");
+    let (ok, _, err) = env.build(&ctx, &["-t", "Bad Name!", "-f", "/dev/null"]);
+    assert!(!ok && err.contains("Bad Name!"), "{err}");
     let (ok, _, err) = env.build(&ctx, &["--network", "bridge0"]);
     assert!(!ok && err.contains("--network"), "{err}");
+    env.assert_clean();
+}
+
+#[test]
+fn run_steps_get_the_network_user_and_shell_asked_for() {
+    let Some(env) = Env::new("net") else { return };
+    let nets = "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | sort";
+    let ctx = env.context(
+        "nctx",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\n\
+                 RUN {nets} > /nets\n\
+                 RUN --network=host {nets} > /nets-host\n\
+                 USER app\n\
+                 RUN id -u > /tmp/uid\n\
+                 SHELL [\"/bin/sh\", \"-c\", \"echo \\\"$0 $1\\\" > /tmp/shell\", \"shell-arg0\"]\n\
+                 RUN ignored\n"
+            ),
+        )],
+    );
+    let progress = env.build_ok(&ctx, &["-t", "net:1", "--build-arg", "NOT_DECLARED=1"]);
+    assert!(
+        progress.contains("NOT_DECLARED"),
+        "no unused build-arg warning: {progress}"
+    );
+    // Our own network namespace's interfaces: what host networking must show.
+    let dev = fs::read_to_string("/proc/net/dev").expect("/proc/net/dev");
+    let mut ours: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    ours.sort();
+    let ours = ours.iter().map(|n| format!("{n}\n")).collect::<String>();
+    env.with_rootfs("net:1", |r| {
+        assert_eq!(fs::read_to_string(r.join("nets")).expect("nets"), "lo\n");
+        assert_eq!(
+            fs::read_to_string(r.join("nets-host")).expect("nets-host"),
+            ours
+        );
+        assert_eq!(
+            fs::read_to_string(r.join("tmp/uid")).expect("uid"),
+            "1000\n"
+        );
+        assert_eq!(
+            fs::read_to_string(r.join("tmp/shell")).expect("shell"),
+            "shell-arg0 ignored\n"
+        );
+    });
+    // --network host for the whole build.
+    env.build_ok(&ctx, &["-t", "net:2", "--network", "host", "--no-cache"]);
+    env.with_rootfs("net:2", |r| {
+        assert_eq!(fs::read_to_string(r.join("nets")).expect("nets"), ours);
+    });
     env.assert_clean();
 }

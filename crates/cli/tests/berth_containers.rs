@@ -470,6 +470,31 @@ fn interactive_terminal_through_a_pty() {
     assert!(r.stdout.contains("in-shell-42"), "{}", r.stdout);
     assert!(r.stdout.contains("/dev/pts/"), "{}", r.stdout);
     assert!(env.ids().is_empty());
+
+    // exec -it into a running container, through a pty too.
+    env.ok(&["run", "-d", "--name", "tt", "bb", "sleep", "1000"]);
+    let line = format!(
+        "{BERTH} --root {} --runroot {} exec -it tt sh",
+        env.root.display(),
+        env.run_root.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"tty; echo exec-$((6*7))\nexit 5\n")
+        .expect("write");
+    let r = wait_output(child, Duration::from_secs(30), &["script exec"]);
+    assert_eq!(r.code, Some(5), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("exec-42"), "{}", r.stdout);
+    assert!(r.stdout.contains("/dev/pts/"), "{}", r.stdout);
 }
 
 #[test]
@@ -543,9 +568,9 @@ fn bad_input_fails_cleanly() {
     assert!(r.stderr.contains("no-such-command"), "{}", r.stderr);
     let r = env.run(&["run", "bb", "/bin/not-exec"]);
     assert_eq!(r.code, Some(126), "{}", r.stderr);
-    let r = env.run(&["run", "--network", "bridge", "bb", "true"]);
+    let r = env.run(&["run", "--network", "no-such-net", "bb", "true"]);
     assert_eq!(r.code, Some(125));
-    assert!(r.stderr.contains("--network"), "{}", r.stderr);
+    assert!(r.stderr.contains("no-such-net"), "{}", r.stderr);
     let r = env.run(&["run", "--bogus-flag", "bb", "true"]);
     assert_eq!(r.code, Some(125), "{}", r.stderr);
     let r = env.run(&["run", "-u", "nobody-here", "bb", "true"]);
@@ -852,6 +877,21 @@ fn image_config_is_honoured() {
         "{st}"
     );
     env.ok(&["rm", "-v", &id]);
+    // StopSignal: `stop` sends SIGUSR1, which this command traps.
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "cfg",
+            "trap 'exit 42' USR1; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    let t = Instant::now();
+    env.ok(&["stop", "-t", "20", &id]);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(env.inspect(&id)["State"]["ExitCode"], 42);
+    env.ok(&["rm", "-v", &id]);
 }
 
 #[test]
@@ -887,6 +927,45 @@ fn concurrent_commands_are_safe() {
         assert_eq!(h.join().expect("join").ok(), format!("{i}\n"));
     }
     assert_eq!(env.ids().len(), 1);
+
+    // Racing verbs on one running container: start/stop/rm -f/ps at once end in a
+    // consistent state, and `rm -f` leaves nothing.
+    let id = env
+        .ok(&["run", "-d", "bb", "sleep", "1000"])
+        .trim()
+        .to_string();
+    let handles: Vec<_> = [
+        vec!["stop", "-t", "1"],
+        vec!["start"],
+        vec!["restart", "-t", "1"],
+        vec!["ps", "-a"],
+        vec!["inspect"],
+        vec!["kill"],
+    ]
+    .into_iter()
+    .map(|verb| {
+        let env = env.clone();
+        let id = id.clone();
+        std::thread::spawn(move || {
+            let mut args: Vec<&str> = verb.clone();
+            if verb[0] != "ps" {
+                args.push(&id);
+            }
+            env.run(&args).code
+        })
+    })
+    .collect();
+    for h in handles {
+        let code = h.join().expect("join");
+        assert!(code.is_some(), "a verb was killed");
+    }
+    let st = env.inspect(&id)["State"]["Status"]
+        .as_str()
+        .expect("status")
+        .to_string();
+    assert!(st == "running" || st == "exited", "{st}");
+    env.ok(&["rm", "-f", &id]);
+    env.assert_gone(&id);
 }
 
 /// SHA-256 in hex through the system's sha256sum (no extra test dependency).
@@ -911,16 +990,248 @@ mod sha2_hex {
 }
 
 #[test]
-fn init_forwards_signals() {
+fn init_is_pid_1() {
     need_root!();
-    let env = Env::new("init");
+    let env = Env::new("init1");
     let out = env.ok(&["run", "--rm", "--init", "bb", "ps", "-o", "pid,args"]);
     let first = out.lines().nth(1).expect("pid 1 row");
-    assert!(first.contains("/dev/init"), "{out}");
+    assert!(
+        first.trim_start().starts_with("1 ") && first.contains("/dev/init"),
+        "{out}"
+    );
+    // The command's exit status comes through the init.
+    let r = env.run(&["run", "--rm", "--init", "bb", "sh", "-c", "exit 3"]);
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+}
+
+#[test]
+fn init_forwards_signals() {
+    need_root!();
+    let env = Env::new("init2");
     env.ok(&["run", "-d", "--init", "--name", "i1", "bb", "sleep", "1000"]);
     // sleep isn't pid 1 now: the forwarded SIGTERM ends it at once, status 143.
     let t = Instant::now();
     env.ok(&["stop", "-t", "20", "i1"]);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!(env.inspect("i1")["State"]["ExitCode"], 143);
+}
+
+#[test]
+fn limits_capabilities_and_start_attach() {
+    need_root!();
+    let env = Env::new("limits");
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "-m",
+            "64m",
+            "--pids-limit",
+            "20",
+            "--cpus",
+            "0.5",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "bb",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    let cg = |h: &str, f: &str| {
+        fs::read_to_string(
+            Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join("berth")
+                .join(&id)
+                .join(f),
+        )
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+    };
+    assert_eq!(cg("memory", "memory.limit_in_bytes"), "67108864");
+    assert_eq!(cg("pids", "pids.max"), "20");
+    assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "50000");
+    let status = env.ok(&["exec", &id, "cat", "/proc/1/status"]);
+    assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    let stats = env.ok(&["stats", "--no-stream", &id]);
+    assert!(stats.contains("/ 64MiB"), "{stats}");
+    env.ok(&["rm", "-f", &id]);
+    env.assert_gone(&id);
+
+    // create + start -a: the output from the first byte, and the exit code.
+    let id = env
+        .ok(&["create", "bb", "sh", "-c", "echo attached; exit 6"])
+        .trim()
+        .to_string();
+    let r = env.run(&["start", "-a", &id]);
+    assert_eq!(r.code, Some(6), "{}", r.stderr);
+    assert_eq!(r.stdout, "attached\n");
+    // exec -d: started and left running.
+    let id2 = env
+        .ok(&["run", "-d", "bb", "sleep", "1000"])
+        .trim()
+        .to_string();
+    env.ok(&[
+        "exec",
+        "-d",
+        &id2,
+        "sh",
+        "-c",
+        "echo bg > /tmp/done; sleep 1000",
+    ]);
+    eventually("exec -d ran", || {
+        env.run(&["exec", &id2, "cat", "/tmp/done"]).stdout == "bg\n"
+    });
+    let top = env.ok(&["top", &id2]);
+    assert_eq!(top.lines().count(), 3, "{top}");
+}
+
+#[test]
+fn network_modes_env_file_and_mount_flag() {
+    need_root!();
+    let env = Env::new("netenv");
+    let host_ns = fs::read_link("/proc/self/ns/net").expect("netns");
+    let host_ns = host_ns.to_str().expect("utf8");
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "bb",
+            "readlink",
+            "/proc/self/ns/net"
+        ])
+        .trim(),
+        host_ns
+    );
+    // none: a namespace of its own with only lo.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; ls /sys/class/net",
+    ]);
+    let mut lines = out.lines();
+    assert_ne!(lines.next(), Some(host_ns));
+    assert_eq!(lines.collect::<Vec<_>>(), ["lo"]);
+    let a = env
+        .ok(&["run", "-d", "--name", "a1", "bb", "sleep", "1000"])
+        .trim()
+        .to_string();
+    let pid = env.inspect(&a)["State"]["Pid"].as_i64().expect("pid");
+    let a_ns = fs::read_link(format!("/proc/{pid}/ns/net")).expect("ns");
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:a1",
+            "bb",
+            "readlink",
+            "/proc/self/ns/net"
+        ])
+        .trim(),
+        a_ns.to_str().expect("utf8")
+    );
+
+    let file = env.root.join("env.list");
+    fs::write(&file, "# comment\nFROM_FILE=yes\nBOTH=file\n").expect("env file");
+    let f = file.to_str().expect("utf8");
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--env-file",
+            f,
+            "-e",
+            "BOTH=flag",
+            "bb",
+            "sh",
+            "-c",
+            "echo $FROM_FILE $BOTH"
+        ]),
+        "yes flag\n"
+    );
+    let dir = env.root.join("m");
+    fs::create_dir_all(&dir).expect("dir");
+    fs::write(dir.join("f"), "mounted").expect("f");
+    let m = format!("type=bind,source={},target=/m,readonly", dir.display());
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--mount",
+            &m,
+            "bb",
+            "sh",
+            "-c",
+            "cat /m/f; touch /m/x 2>/dev/null || echo ' ro'"
+        ]),
+        "mounted ro\n"
+    );
+    let r = env.run(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,source=/no/such/dir,target=/m",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(r.code, Some(125));
+    assert!(r.stderr.contains("/no/such/dir"), "{}", r.stderr);
+    env.ok(&["rm", "-f", "a1"]);
+}
+
+#[test]
+fn attach_to_a_running_container() {
+    need_root!();
+    let env = Env::new("attach");
+    env.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "at",
+        "bb",
+        "sh",
+        "-c",
+        "read x; echo got-$x; exit 4",
+    ]);
+    let mut child = env
+        .cmd(&["attach", "at"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("attach");
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"hi\n")
+        .expect("write");
+    let r = wait_output(child, Duration::from_secs(30), &["attach"]);
+    assert_eq!(r.code, Some(4), "{}", r.stderr);
+    assert_eq!(r.stdout, "got-hi\n");
+    assert_eq!(env.ok(&["logs", "at"]), "got-hi\n");
+    // wait gets the code of a --rm container too (its record is gone by then).
+    let id = env
+        .ok(&["run", "-d", "--rm", "bb", "sh", "-c", "sleep 0.5; exit 11"])
+        .trim()
+        .to_string();
+    assert_eq!(env.ok(&["wait", &id]).trim(), "11");
+    assert!(!env.ids().contains(&id));
+    let r = env.run(&["attach", "at"]);
+    assert_eq!(r.code, Some(125));
+    assert!(r.stderr.contains("not running"), "{}", r.stderr);
 }

@@ -14,6 +14,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Image(#[from] berth_image::Error),
+    #[error(transparent)]
+    Net(#[from] berth_net::Error),
     // --- containers (records, monitor, container verbs) ---
     #[error("No such container: {0}")]
     NoSuchContainer(String),

@@ -10,6 +10,7 @@ pub mod init;
 pub mod logs;
 pub mod monitor;
 pub mod network;
+pub mod networking;
 pub mod oneshot;
 pub mod paths;
 pub mod records;

@@ -67,9 +67,9 @@ pub fn spawn(exe: &std::path::Path, paths: &Paths, id: &str, conn: UnixStream) -
         path: log_path,
         source,
     })?;
-    // The child is reaped by whoever inherits it: the front-end doesn't wait for it (the
-    // attach stream says when it's done), so the Child handle is dropped on purpose.
-    let _child = Command::new(exe)
+    // The monitor forks once more and its first process exits at once (reaped here), so
+    // no front-end, however long it lives, is left with a monitor to reap.
+    let mut child = Command::new(exe)
         .arg(MONITOR_COMMAND)
         .arg("--root")
         .arg(&paths.root)
@@ -84,12 +84,23 @@ pub fn spawn(exe: &std::path::Path, paths: &Paths, id: &str, conn: UnixStream) -
             program: exe.display().to_string(),
             source,
         })?;
+    let _ = child.wait();
     Ok(())
 }
 
 /// The monitor process: returns its exit status.
 pub fn monitor_main(root: PathBuf, run_root: PathBuf, id: String) -> i32 {
-    // Out of the front-end's session: a closing terminal must not take the container along.
+    // Detach from the front-end: the first process exits (its parent reaps it), the
+    // second is reparented to init (or the nearest subreaper) and leaves the front-end's
+    // session, so a closing terminal doesn't take the container along.
+    match sys::fork_single_threaded() {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(e) => {
+            eprintln!("berth monitor {id}: fork: {e}");
+            return 1;
+        }
+    }
     let _ = nix::unistd::setsid();
     let conn = io::stdin()
         .as_fd()
@@ -100,7 +111,7 @@ pub fn monitor_main(root: PathBuf, run_root: PathBuf, id: String) -> i32 {
     let mut m = Monitor {
         paths,
         id,
-        client: conn,
+        clients: conn.into_iter().map(Some).collect(),
     };
     match m.run() {
         Ok(()) => 0,
@@ -122,12 +133,22 @@ fn failed_payload(code: i32, message: &str) -> Vec<u8> {
 struct Monitor {
     paths: Paths,
     id: String,
-    /// The front-end that started us, while it listens.
-    client: Option<UnixStream>,
+    /// The attached front-ends: the one that started us (while it listens) and any that
+    /// connected to the attach socket since; `None` once gone (compacted each round).
+    clients: Vec<Option<UnixStream>>,
+}
+
+/// What a ready descriptor in the monitor's poll is.
+#[derive(Clone, Copy)]
+enum Source {
+    Output(usize),
+    Signal,
+    Listener,
+    Client(usize),
 }
 
 /// The container's stdio as the monitor holds it.
-enum Stdio3 {
+enum ContainerStdio {
     Pipes {
         stdin: Option<OwnedFd>,
         stdout: OwnedFd,
@@ -138,9 +159,11 @@ enum Stdio3 {
 
 impl Monitor {
     fn send(&mut self, kind: Kind, payload: &[u8]) {
-        if let Some(c) = self.client.as_mut() {
-            if attach::write_frame(c, kind, payload).is_err() {
-                self.client = None;
+        for slot in self.clients.iter_mut() {
+            if let Some(c) = slot {
+                if attach::write_frame(c, kind, payload).is_err() {
+                    *slot = None;
+                }
             }
         }
     }
@@ -168,18 +191,6 @@ impl Monitor {
             id: id.clone(),
             message: format!("PR_SET_CHILD_SUBREAPER: {e}"),
         })?;
-        let mut chld = SigSet::empty();
-        chld.add(Signal::SIGCHLD);
-        chld.thread_block().map_err(|e| Error::Monitor {
-            id: id.clone(),
-            message: format!("blocking SIGCHLD: {e}"),
-        })?;
-        let sfd = SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| Error::Monitor {
-                id: id.clone(),
-                message: format!("signalfd: {e}"),
-            })?;
-
         let db = Records::open(&self.paths.database())?;
         let rec = db
             .get(&id)?
@@ -197,6 +208,21 @@ impl Monitor {
                 return Ok(());
             }
         };
+        // SIGCHLD is blocked (into a signalfd) only now: a blocked mask is inherited by
+        // what we spawn, and the runtime would pass it on to the container. An exit before
+        // this point left a zombie that the first reap in `serve` collects.
+        let mut chld = SigSet::empty();
+        chld.add(Signal::SIGCHLD);
+        chld.thread_block().map_err(|e| Error::Monitor {
+            id: id.clone(),
+            message: format!("blocking SIGCHLD: {e}"),
+        })?;
+        let sfd = SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| Error::Monitor {
+                id: id.clone(),
+                message: format!("signalfd: {e}"),
+            })?;
+
         db.set_running(&id, pid, now_ns())?;
         self.send(Kind::Started, &pid.to_be_bytes());
 
@@ -220,7 +246,7 @@ impl Monitor {
         &mut self,
         rec: &ContainerRecord,
         rt: &Runtime,
-    ) -> std::result::Result<(Stdio3, i32), (i32, String)> {
+    ) -> std::result::Result<(ContainerStdio, i32), (i32, String)> {
         let id = &rec.id;
         let fail = |e: &dyn std::fmt::Display| (125, e.to_string());
         let run_dir = self.paths.run_dir(id);
@@ -259,7 +285,9 @@ impl Monitor {
         }
         cmd.stderr(Stdio::from(err_w));
         cmd.arg(id);
-        let status = cmd.status().map_err(|e| fail(&e));
+        let status = cmd
+            .status()
+            .map_err(|e| (125, format!("running {}: {e}", rt.binary.display())));
         // Our copies of the write ends go with the Command.
         drop(cmd);
         let status = status?;
@@ -288,9 +316,9 @@ impl Monitor {
                     .map_err(|e| (125, format!("receiving the terminal: {e}")))?;
                 drop(listener);
                 let _ = fs::remove_file(self.paths.console_socket(id));
-                Stdio3::Pty(master)
+                ContainerStdio::Pty(master)
             }
-            (None, Some((stdin, stdout))) => Stdio3::Pipes {
+            (None, Some((stdin, stdout))) => ContainerStdio::Pipes {
                 stdin,
                 stdout,
                 stderr: err_r,
@@ -308,7 +336,13 @@ impl Monitor {
     }
 
     /// Relay and log until the init exits and its output is drained; its exit code.
-    fn serve(&mut self, rec: &ContainerRecord, stdio: Stdio3, pid: i32, sfd: &SignalFd) -> i32 {
+    fn serve(
+        &mut self,
+        rec: &ContainerRecord,
+        stdio: ContainerStdio,
+        pid: i32,
+        sfd: &SignalFd,
+    ) -> i32 {
         let log_path = self.paths.log_file(&rec.id);
         let mut log = match LogWriter::new(&log_path) {
             Ok(l) => Some(l),
@@ -318,7 +352,7 @@ impl Monitor {
             }
         };
         let (mut stdin, outputs, master) = match stdio {
-            Stdio3::Pipes {
+            ContainerStdio::Pipes {
                 stdin,
                 stdout,
                 stderr,
@@ -327,7 +361,7 @@ impl Monitor {
                 vec![(Stream::Stdout, stdout), (Stream::Stderr, stderr)],
                 None,
             ),
-            Stdio3::Pty(m) => {
+            ContainerStdio::Pty(m) => {
                 let dup = m.try_clone().ok();
                 (dup, Vec::new(), Some(m))
             }
@@ -339,7 +373,21 @@ impl Monitor {
                 outputs.push((Stream::Stdout, Some(dup)));
             }
         }
-        let mut exit: Option<i32> = None;
+        // Later front-ends (`berth attach`, `start -a` of a running container) connect here.
+        let sock = self.paths.attach_socket(&rec.id);
+        let _ = fs::remove_file(&sock);
+        let listener = match UnixListener::bind(&sock) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!(
+                    "berth monitor {}: attach socket {}: {e}",
+                    rec.id,
+                    sock.display()
+                );
+                None
+            }
+        };
+        let mut exit: Option<i32> = reap(pid);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let open_outputs = outputs.iter().filter(|(_, f)| f.is_some()).count();
@@ -347,21 +395,34 @@ impl Monitor {
                 break;
             }
             let mut fds: Vec<PollFd> = Vec::new();
-            let mut which: Vec<usize> = Vec::new(); // index into outputs; MAX = signal, MAX-1 = client
+            let mut which: Vec<Source> = Vec::new();
             for (i, (_, f)) in outputs.iter().enumerate() {
                 if let Some(f) = f {
                     fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
-                    which.push(i);
+                    which.push(Source::Output(i));
                 }
             }
             if exit.is_none() {
                 fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
-                which.push(usize::MAX);
+                which.push(Source::Signal);
+                if let Some(l) = &listener {
+                    fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+                    which.push(Source::Listener);
+                }
             }
-            let client_fd = self.client.as_ref().and_then(|c| c.try_clone().ok());
-            if let Some(c) = &client_fd {
-                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
-                which.push(usize::MAX - 1);
+            let client_fds: Vec<(usize, OwnedFd)> = self
+                .clients
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    c.as_ref()
+                        .and_then(|c| c.as_fd().try_clone_to_owned().ok())
+                        .map(|f| (i, f))
+                })
+                .collect();
+            for (i, f) in &client_fds {
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                which.push(Source::Client(*i));
             }
             // Once the init is gone its output ends as soon as the kernel has killed the
             // rest of its pid namespace; the timeout only guards against a writer that
@@ -382,7 +443,7 @@ impl Monitor {
             if n == 0 && exit.is_some() {
                 break;
             }
-            let ready: Vec<usize> = fds
+            let ready: Vec<Source> = fds
                 .iter()
                 .zip(&which)
                 .filter(|(f, _)| f.revents().is_some_and(|r| !r.is_empty()))
@@ -390,14 +451,27 @@ impl Monitor {
                 .collect();
             drop(fds);
             for w in ready {
-                if w == usize::MAX {
-                    while sfd.read_signal().ok().flatten().is_some() {}
-                    if let Some(code) = reap(pid) {
-                        exit = Some(code);
+                let w = match w {
+                    Source::Signal => {
+                        while sfd.read_signal().ok().flatten().is_some() {}
+                        if let Some(code) = reap(pid) {
+                            exit = Some(code);
+                        }
+                        continue;
                     }
-                } else if w == usize::MAX - 1 {
-                    self.client_input(&mut stdin, master.as_ref().map(|m| m.as_fd()));
-                } else {
+                    Source::Listener => {
+                        if let Some(Ok((c, _))) = listener.as_ref().map(UnixListener::accept) {
+                            self.clients.push(Some(c));
+                        }
+                        continue;
+                    }
+                    Source::Client(i) => {
+                        self.client_input(i, &mut stdin, master.as_ref().map(|m| m.as_fd()));
+                        continue;
+                    }
+                    Source::Output(w) => w,
+                };
+                {
                     let (stream, fd) = &mut outputs[w];
                     let got = fd
                         .as_ref()
@@ -422,6 +496,7 @@ impl Monitor {
                     }
                 }
             }
+            self.clients.retain(Option::is_some);
             if exit.is_none() {
                 // A SIGCHLD may have been merged with one read already.
                 if let Some(code) = reap(pid) {
@@ -433,8 +508,8 @@ impl Monitor {
     }
 
     /// One frame from the front-end: stdin data, end of stdin, or a resize.
-    fn client_input(&mut self, stdin: &mut Option<OwnedFd>, master: Option<BorrowedFd>) {
-        let Some(c) = self.client.as_mut() else {
+    fn client_input(&mut self, i: usize, stdin: &mut Option<OwnedFd>, master: Option<BorrowedFd>) {
+        let Some(Some(c)) = self.clients.get_mut(i) else {
             return;
         };
         match attach::read_frame(c) {
@@ -463,7 +538,7 @@ impl Monitor {
                 }
             }
             Ok(Some(_)) => {}
-            Ok(None) | Err(_) => self.client = None,
+            Ok(None) | Err(_) => self.clients[i] = None,
         }
     }
 }

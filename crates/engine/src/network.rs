@@ -1,5 +1,5 @@
-//! A container's network: `--network none|host|container:NAME` now; bridge and named
-//! networks are the seam for crate berth-net (wired in `Engine::network_namespace`).
+//! A container's network mode: `--network none|host|bridge|NAME|container:NAME`. Bridge
+//! and named networks are crate berth-net's (wired in `crate::networking`).
 
 use std::fmt;
 
@@ -40,17 +40,15 @@ impl NetworkMode {
         })
     }
 
-    /// The mode when `--network` isn't given: `none` until berth-net provides the bridge.
+    /// The mode when `--network` isn't given: the default bridge network, as docker's.
     pub fn default_mode() -> NetworkMode {
         NetworkMode::None
     }
 
-    /// Refuse modes this build can't provide, naming the flag.
+    /// Refuse modes this build can't provide, naming the flag (a network name is
+    /// checked against the network store at create).
     pub fn check_available(&self) -> Result<()> {
-        match self {
-            NetworkMode::Bridge(name) => Err(Error::NetworkUnavailable(name.clone())),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@
 //! <run_root>/containers/<id>/rootfs       the overlay mount while the container runs
 //! <run_root>/containers/<id>/config.json  the bundle (written on every start)
 //! <run_root>/containers/<id>/monitor.lock flock held by the container's monitor for its life
+//! <run_root>/containers/<id>/attach.sock  the monitor's attach socket
 //! ```
 //!
 //! Everything under the run root is gone after a reboot (tmpfs /run); every start makes
@@ -87,6 +88,11 @@ impl Paths {
 
     pub fn console_socket(&self, id: &str) -> PathBuf {
         self.run_dir(id).join("console.sock")
+    }
+
+    /// The monitor's attach socket (front-ends that attach after the start).
+    pub fn attach_socket(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("attach.sock")
     }
 
     /// The monitor's own diagnostics (what it could not report to a client).

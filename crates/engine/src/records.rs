@@ -86,6 +86,9 @@ pub struct ContainerConfig {
     /// The OCI runtime binary.
     pub runtime: PathBuf,
     pub network: NetworkMode,
+    /// --ip, --network-alias, -p, -P, --dns, --add-host, connected networks.
+    #[serde(default)]
+    pub net: crate::networking::NetworkOptions,
     pub exposed_ports: Vec<String>,
     pub stop_signal: String,
     pub stop_timeout: Option<u32>,
@@ -353,6 +356,21 @@ impl Records {
             .execute(
                 "UPDATE containers SET restart_count = restart_count + 1 WHERE id = ?1",
                 [id],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Replace a container's config (`network connect` / `disconnect` change it).
+    pub fn set_config(&self, id: &str, config: &ContainerConfig) -> Result<()> {
+        let json = serde_json::to_string(config).map_err(|e| Error::Monitor {
+            id: id.to_string(),
+            message: format!("encoding its config: {e}"),
+        })?;
+        self.conn
+            .execute(
+                "UPDATE containers SET config = ?2 WHERE id = ?1",
+                params![id, json],
             )
             .map(drop)
             .map_err(|e| self.err(e))

@@ -51,3 +51,15 @@ pub fn received_fd(fd: RawFd) -> OwnedFd {
     // refers to it.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// `fork(2)`; true in the child. Only for a process with a single thread (the monitor,
+/// first thing after exec), where the child may go on running any code.
+pub fn fork_single_threaded() -> io::Result<bool> {
+    // SAFETY: the caller guarantees no other thread exists, so the child's copy of the
+    // address space holds no lock another thread owned.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => Ok(true),
+        Ok(nix::unistd::ForkResult::Parent { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

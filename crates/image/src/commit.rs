@@ -12,6 +12,7 @@ use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::Path;
 
+use crate::db::LayerRecord;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::images::{ImageStore, Loaded};
@@ -19,6 +20,7 @@ use crate::reference;
 use crate::snapshot;
 use crate::spec::{self, Descriptor, Manifest};
 use crate::store;
+use crate::unpack;
 
 /// One layer of an image: its blob, what it unpacks to and where it sits in the stack.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -94,7 +96,12 @@ impl ImageStore {
     }
 
     /// Turn the overlay upper directory `upper` (changes on top of the stack whose top
-    /// chain id is `parent`) into a stored, unpacked layer.
+    /// chain id is `parent`) into a stored layer: its tar becomes the blob, and the
+    /// directory itself becomes the unpacked layer (moved, not copied: an upper dir of a
+    /// mount with `redirect_dir`, `metacopy` and `index` off is already in the lower-layer
+    /// format, whiteouts and opaque markers included). `upper` is gone afterwards, unless
+    /// the same layer was there already or `upper` is on another file system (then the
+    /// blob is unpacked as for a pulled layer).
     pub fn commit_layer(&self, parent: Option<&Digest>, upper: &Path) -> Result<LayerRef> {
         let tmp = self.blobs.tmp_dir().join(store::tmp_name("layer-tar"));
         let written = (|| -> Result<(Digest, u64)> {
@@ -123,7 +130,11 @@ impl ImageStore {
                 return Err(e);
             }
         };
-        let chain_id = self.ensure_layer(parent, &diff_id, Some(&diff_id))?;
+        let chain_id = Digest::chain(parent, &diff_id);
+        let have = self.db.layer(&chain_id)?.is_some() && self.layer_dir(&chain_id).is_dir();
+        if !have && !self.adopt_upper(parent, &chain_id, &diff_id, upper)? {
+            self.ensure_layer(parent, &diff_id, Some(&diff_id))?;
+        }
         Ok(LayerRef {
             blob: diff_id.clone(),
             media_type: spec::MEDIA_OCI_LAYER.to_string(),
@@ -131,6 +142,50 @@ impl ImageStore {
             diff_id,
             chain_id,
         })
+    }
+
+    /// Move `upper` into place as the layer `chain_id`; false when it can't be moved
+    /// (another file system).
+    fn adopt_upper(
+        &self,
+        parent: Option<&Digest>,
+        chain_id: &Digest,
+        diff_id: &Digest,
+        upper: &Path,
+    ) -> Result<bool> {
+        let tmp = self.blobs.tmp_dir().join(store::tmp_name("layer"));
+        fs::create_dir_all(&tmp).at(&tmp)?;
+        match fs::rename(upper, tmp.join("diff")) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                let _ = fs::remove_dir(&tmp);
+                return Ok(false);
+            }
+            Err(e) => {
+                let _ = fs::remove_dir(&tmp);
+                return Err(Error::Io {
+                    path: upper.to_path_buf(),
+                    source: e,
+                });
+            }
+        }
+        let res = (|| -> Result<()> {
+            // On disk before the layer gets its name and record (as ensure_layer does).
+            let d = File::open(&tmp).at(&tmp)?;
+            nix::unistd::syncfs(&d).at(&tmp)?;
+            let dest = self.root().join("layers").join(chain_id.hex());
+            unpack::remove_tree(&dest)?;
+            fs::rename(&tmp, &dest).at(&dest)?;
+            self.db.add_layer(&LayerRecord {
+                chain_id: chain_id.clone(),
+                diff_id: diff_id.clone(),
+                parent: parent.cloned(),
+            })
+        })();
+        if res.is_err() {
+            let _ = unpack::remove_tree(&tmp);
+        }
+        res.map(|()| true)
     }
 
     /// Register an image made of `req.layers` (already in the store, e.g. from
@@ -176,8 +231,83 @@ impl ImageStore {
         let md = self
             .blobs
             .put_bytes(&spec::to_json(&manifest, "manifest")?)?;
+        // A rebuild that changed nothing: the image and its tags are there already.
+        if self.db.image(&md)?.is_some() {
+            let mut all_there = true;
+            for t in &tags {
+                all_there &= self.db.tag_target(t)?.as_ref() == Some(&md);
+            }
+            if all_there {
+                return Ok(Loaded {
+                    manifest: md,
+                    config: manifest.config.digest,
+                    tags,
+                });
+            }
+        }
         let loaded = self.register(&md, &tags)?;
         self.write_index()?;
         Ok(loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_for(layers: &[&LayerRef]) -> Vec<u8> {
+        let diffs: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": diffs},
+        }))
+        .expect("json")
+    }
+
+    #[test]
+    fn upper_dirs_become_layers_and_layers_an_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = ImageStore::open(dir.path().join("root")).expect("open");
+        let upper = dir.path().join("root").join("upper1");
+        fs::create_dir_all(upper.join("app")).expect("mkdir");
+        fs::write(upper.join("app/a.txt"), "a\n").expect("write");
+        let l1 = store.commit_layer(None, &upper).expect("commit layer");
+        assert_eq!(l1.blob, l1.diff_id, "uncompressed: blob = diff");
+        assert_eq!(l1.chain_id, l1.diff_id, "first layer: chain = diff");
+        assert!(!upper.exists(), "the upper dir was moved into the store");
+        assert_eq!(
+            fs::read_to_string(store.layer_dir(&l1.chain_id).join("app/a.txt")).expect("read"),
+            "a\n"
+        );
+        assert!(store.has_layer(&l1));
+
+        // The same content on top of l1: a different chain id, same diff.
+        let upper2 = dir.path().join("root").join("upper2");
+        fs::create_dir_all(upper2.join("app")).expect("mkdir");
+        fs::write(upper2.join("app/a.txt"), "a\n").expect("write");
+        let l2 = store
+            .commit_layer(Some(&l1.chain_id), &upper2)
+            .expect("layer 2");
+        assert_ne!(l2.chain_id, l1.chain_id);
+
+        let req = CommitRequest {
+            config: config_for(&[&l1, &l2]),
+            layers: vec![l1.clone(), l2.clone()],
+            tags: vec!["built:1".into()],
+        };
+        let loaded = store.commit(&req).expect("commit");
+        let again = store.commit(&req).expect("commit again");
+        assert_eq!(loaded.manifest, again.manifest);
+        let st = store.image_state("built:1").expect("state");
+        assert_eq!(st.layers, vec![l1.clone(), l2]);
+        assert_eq!(st.config, req.config);
+
+        // Layers that don't match the config's diff ids are refused.
+        let bad = CommitRequest {
+            config: config_for(&[&l1]),
+            layers: vec![],
+            tags: vec![],
+        };
+        assert!(store.commit(&bad).is_err());
     }
 }

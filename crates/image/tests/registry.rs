@@ -63,6 +63,7 @@ fn per_layer(events: &[Progress]) -> BTreeMap<Digest, Vec<&'static str>> {
             Progress::Manifest { .. } => continue,
             Progress::Waiting { .. } => "waiting",
             Progress::AlreadyExists { .. } => "exists",
+            Progress::Mounted { .. } => "mounted",
             Progress::Transferring { .. } => "bytes",
             Progress::Transferred { .. } => "done",
             Progress::Extracting { .. } => "extracting",
@@ -175,10 +176,30 @@ fn pull_push_pull_keeps_digests() {
     let mut b = ImageStore::open(tmp.path().join("b")).expect("open");
     let d1 = b.pull(&first, &opts(), &quiet).expect("pull").manifest;
     // Push what was pulled under another repository (by its pulled name), pull that.
+    // The registry has the layers under one/app: it mounts them into two/app.
     let second = format!("{}/two/app:2", reg.addr);
+    let events = Events::default();
     let d2 = b
-        .push(&first, Some(&second), &opts(), &quiet)
+        .push(&first, Some(&second), &opts(), &events.record())
         .expect("re-push");
+    let mounted: Vec<_> = events
+        .take()
+        .into_iter()
+        .filter_map(|e| match e {
+            Progress::Mounted { digest, from } => Some((digest, from)),
+            Progress::Transferring { .. } => panic!("a layer was uploaded again: {e:?}"),
+            _ => None,
+        })
+        .collect();
+    let mut want: Vec<_> = img
+        .layers
+        .iter()
+        .map(|(b, _)| (Digest::of(b), "one/app".to_string()))
+        .collect();
+    let mut got = mounted;
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
     let mut c = ImageStore::open(tmp.path().join("c")).expect("open");
     let loaded = c.pull(&second, &opts(), &quiet).expect("pull again");
     assert_eq!([&d1, &d2, &loaded.manifest], [&d0, &d0, &d0]);

@@ -65,7 +65,12 @@ fn run(script: &str) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Nft(format!("run {}: {e} (install the nftables package)", nft_program())))?;
+        .map_err(|e| {
+            Error::Nft(format!(
+                "run {}: {e} (install the nftables package)",
+                nft_program()
+            ))
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(script.as_bytes())
@@ -142,7 +147,10 @@ fn port_element(m: &PortMapping, ip: Ipv4Addr, with_target: bool) -> String {
     if m.host_ip.is_unspecified() {
         format!("{}_any {{ {}{target} }}", m.proto, m.host_port)
     } else {
-        format!("{}_addr {{ {} . {}{target} }}", m.proto, m.host_ip, m.host_port)
+        format!(
+            "{}_addr {{ {} . {}{target} }}",
+            m.proto, m.host_ip, m.host_port
+        )
     }
 }
 

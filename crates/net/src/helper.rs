@@ -38,7 +38,11 @@ impl HelperCommand {
 
 /// Start a helper and wait for its first line on stdout: "ok[ DETAILS]" once it is
 /// serving, anything else is its error. Returns the pid and the details.
-pub(crate) fn spawn(cmd: &HelperCommand, role_args: &[String], what: &str) -> Result<(i32, String)> {
+pub(crate) fn spawn(
+    cmd: &HelperCommand,
+    role_args: &[String],
+    what: &str,
+) -> Result<(i32, String)> {
     let helper_err = |reason: String| Error::Helper {
         what: what.to_string(),
         reason,
@@ -81,9 +85,7 @@ pub(crate) fn is_alive(pid: i32, marks: &[&str]) -> bool {
         return false;
     };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let matches = marks
-        .iter()
-        .all(|m| args.iter().any(|a| *a == m.as_bytes()));
+    let matches = marks.iter().all(|m| args.contains(&m.as_bytes()));
     matches && !is_zombie(pid)
 }
 

@@ -4,7 +4,11 @@ use std::net::{IpAddr, Ipv4Addr};
 
 /// As docker writes it: loopback and IPv6 boilerplate, --add-host entries, then the
 /// container's own address with its hostname.
-pub fn hosts_file(hostname: &str, own_ip: Option<Ipv4Addr>, extra_hosts: &[(String, IpAddr)]) -> String {
+pub fn hosts_file(
+    hostname: &str,
+    own_ip: Option<Ipv4Addr>,
+    extra_hosts: &[(String, IpAddr)],
+) -> String {
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n\
          ::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -80,7 +84,8 @@ mod tests {
         );
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(h.ends_with("10.0.0.5\tdb\n172.18.0.2\tweb\n"));
-        let host = "search example.org\nnameserver 127.0.0.53\nnameserver 10.1.1.1\noptions edns0\n";
+        let host =
+            "search example.org\nnameserver 127.0.0.53\nnameserver 10.1.1.1\noptions edns0\n";
         assert_eq!(
             resolv_conf(&[], host),
             "search example.org\noptions edns0\nnameserver 10.1.1.1\n"

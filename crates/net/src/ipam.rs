@@ -119,7 +119,14 @@ mod tests {
         assert!(!s.is_host(Ipv4Addr::new(10, 1, 2, 255)));
         assert!(!s.is_host(Ipv4Addr::new(10, 1, 2, 0)));
         assert_eq!(s.default_gateway(), Ipv4Addr::new(10, 1, 2, 1));
-        for bad in ["10.1.2.0", "10.1.2.1/24", "10.1.2.0/31", "10.1.2.0/x", "300.1.2.0/24", ""] {
+        for bad in [
+            "10.1.2.0",
+            "10.1.2.1/24",
+            "10.1.2.0/31",
+            "10.1.2.0/x",
+            "300.1.2.0/24",
+            "",
+        ] {
             assert!(bad.parse::<Subnet>().is_err(), "{bad}");
         }
     }

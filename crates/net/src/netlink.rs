@@ -11,7 +11,9 @@ use futures_util::TryStreamExt;
 use nix::sched::CloneFlags;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::error::{Error, Result};
 use crate::ipam::Subnet;
@@ -124,11 +126,29 @@ pub(crate) async fn link_index(h: &Handle, name: &str) -> Result<Option<u32>> {
     }
 }
 
+/// The name of the link with index `index`, if there is one.
+pub(crate) async fn link_name(h: &Handle, index: u32) -> Option<String> {
+    let mut links = h.link().get().match_index(index).execute();
+    let msg = links.try_next().await.ok()??;
+    msg.attributes.into_iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n),
+        _ => None,
+    })
+}
+
 /// Make a bridge with `gateway/prefix` on it and bring it up. An existing bridge of that
-/// name is an error (EEXIST), so a half-made network is never adopted by accident.
-pub(crate) async fn create_bridge(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<u32> {
+/// name is an error (EEXIST), so a half-made network is never adopted by accident. The MAC
+/// is set explicitly: otherwise the bridge takes its lowest port's and changes when that
+/// container leaves, and the others' ARP entries for the gateway go stale for seconds.
+pub(crate) async fn create_bridge(
+    h: &Handle,
+    name: &str,
+    mac: [u8; 6],
+    gateway: Ipv4Addr,
+    prefix: u8,
+) -> Result<u32> {
     h.link()
-        .add(LinkBridge::new(name).build())
+        .add(LinkBridge::new(name).address(mac.to_vec()).build())
         .execute()
         .await
         .map_err(nl_err(format!("create bridge {name}")))?;

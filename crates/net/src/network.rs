@@ -154,7 +154,7 @@ impl NetworkStore {
     }
 
     /// Where name servers send the questions they can't answer (default: the nameservers
-    /// of the host's resolv.conf). An empty list makes them answer REFUSED.
+    /// of the host's resolv.conf). An empty list makes them answer NXDOMAIN.
     pub fn with_dns_upstream(mut self, servers: Vec<IpAddr>) -> Self {
         self.dns_upstream = Some(servers);
         self
@@ -166,6 +166,8 @@ impl NetworkStore {
         self
     }
 
+    /// The database, locked. Never hold the guard across another call of this (a
+    /// temporary in an `if let`/`match`/`for` head lives through the whole block).
     fn db(&self) -> MutexGuard<'_, Db> {
         match self.db.lock() {
             Ok(g) => g,
@@ -276,7 +278,11 @@ impl NetworkStore {
             .collect();
         for r in nl.block_on(netlink::routes(nl.host()))? {
             if !taken.iter().any(|(s, _)| *s == r.dst) {
-                let dev = r.oif.map(|i| format!(" (interface {i})")).unwrap_or_default();
+                let dev = r
+                    .oif
+                    .and_then(|i| nl.block_on(netlink::link_name(nl.host(), i)))
+                    .map(|name| format!(" on {name}"))
+                    .unwrap_or_default();
                 taken.push((r.dst, format!("a route of the host{dev}")));
             }
         }
@@ -289,6 +295,7 @@ impl NetworkStore {
         let idx = nl.block_on(netlink::create_bridge(
             nl.host(),
             &n.bridge,
+            bridge_mac(&n.id),
             n.gateway,
             n.subnet.prefix,
         ));
@@ -301,13 +308,7 @@ impl NetworkStore {
         };
         let rest = enable_forwarding()
             .and_then(|()| firewall::add_network(&n.bridge, &n.subnet))
-            .and_then(|()| {
-                if n.dns {
-                    self.start_dns(n)
-                } else {
-                    Ok(())
-                }
-            });
+            .and_then(|()| if n.dns { self.start_dns(n) } else { Ok(()) });
         if let Err(e) = rest {
             firewall::remove_network(&n.bridge, &n.subnet);
             let _ = nl.block_on(netlink::delete_link(nl.host(), &n.bridge));
@@ -366,7 +367,8 @@ impl NetworkStore {
     }
 
     fn default_network(&self) -> Result<Network> {
-        if let Some(n) = self.db().find_network(DEFAULT_NETWORK)? {
+        let found = self.db().find_network(DEFAULT_NETWORK)?;
+        if let Some(n) = found {
             return Ok(n);
         }
         let subnet: Subnet = DEFAULT_SUBNET.parse()?;
@@ -513,6 +515,18 @@ impl NetworkStore {
             .iter()
             .map(|a| self.get(&a.name))
             .collect::<Result<_>>()?;
+        // A second attach would be undone with the first on error: refuse it up front.
+        let existing = self.db().endpoints_of_container(req.container_id)?;
+        if let Some(e) = existing.first() {
+            let all = self.db().networks()?;
+            return Err(Error::AlreadyConnected {
+                container: req.container_id.to_string(),
+                network: all
+                    .into_iter()
+                    .find(|n| n.id == e.network_id)
+                    .map_or_else(|| e.network_id.clone(), |n| n.name),
+            });
+        }
         let res = self.attach_inner(req, &networks);
         if res.is_err() {
             let _ = self.detach(req.container_id);
@@ -614,7 +628,8 @@ impl NetworkStore {
         ip: Ipv4Addr,
     ) -> Result<Vec<PortMapping>> {
         for m in ports.iter().filter(|m| m.host_port != 0) {
-            if let Some(holder) = self.db().port_holder(m)? {
+            let holder = self.db().port_holder(m)?;
+            if let Some(holder) = holder {
                 return Err(Error::PortAllocated {
                     proto: m.proto.to_string(),
                     host_ip: m.host_ip,
@@ -625,7 +640,8 @@ impl NetworkStore {
         }
         let with_ip: Vec<(PortMapping, Ipv4Addr)> = ports.iter().map(|m| (*m, ip)).collect();
         let (pid, bound) = proxy::start(&self.helper, container_id, &with_ip)?;
-        if let Err(e) = self.db().set_proxy_pid(container_id, Some(pid)) {
+        let recorded = self.db().set_proxy_pid(container_id, Some(pid));
+        if let Err(e) = recorded {
             proxy::stop(pid, container_id);
             return Err(e);
         }
@@ -683,7 +699,16 @@ impl NetworkStore {
         let nl = Netlink::open()?;
         let netns = File::open(netns_path).at(netns_path)?;
         let container = nl.handle_in(&netns, netns_path)?;
-        let res = self.plug(&nl, &container, &netns, &n, attach, &req, next, existing.is_empty());
+        let res = self.plug(
+            &nl,
+            &container,
+            &netns,
+            &n,
+            attach,
+            &req,
+            next,
+            existing.is_empty(),
+        );
         if res.is_err() {
             let _ = self.unplug_endpoint(&nl, container_id, &n.id);
         }
@@ -845,7 +870,10 @@ impl NetworkStore {
 fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
@@ -863,6 +891,18 @@ fn enable_forwarding() -> Result<()> {
         std::fs::write(path, "1").at(path)?;
     }
     Ok(())
+}
+
+/// A stable, locally administered MAC for a network's bridge, from its id.
+fn bridge_mac(network_id: &str) -> [u8; 6] {
+    let mut mac = [0x02, 0x42, 0, 0, 0, 0];
+    for (i, b) in mac[2..].iter_mut().enumerate() {
+        *b = network_id
+            .get(i * 2..i * 2 + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    mac
 }
 
 fn random_id() -> Result<String> {

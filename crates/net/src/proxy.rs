@@ -32,9 +32,7 @@ pub(crate) fn start(
         ));
     }
     let (pid, bound) = helper::spawn(cmd, &args, "port proxy").map_err(|e| match e {
-        Error::Helper { reason, .. } if reason.starts_with("bind ") => {
-            bind_error(ports, &reason)
-        }
+        Error::Helper { reason, .. } if reason.starts_with("bind ") => bind_error(ports, &reason),
         e => e,
     })?;
     let bound: Vec<u16> = bound
@@ -45,7 +43,11 @@ pub(crate) fn start(
         helper::stop(pid, &marks(container_id));
         return Err(Error::Helper {
             what: "port proxy".into(),
-            reason: format!("reported {} ports for {} mappings", bound.len(), ports.len()),
+            reason: format!(
+                "reported {} ports for {} mappings",
+                bound.len(),
+                ports.len()
+            ),
         });
     }
     Ok((pid, bound))
@@ -151,7 +153,6 @@ pub fn proxy_main(args: &[String]) -> i32 {
     let _ = writeln!(out, "ok {}", ports.join(" "));
     let _ = out.flush();
     // Nothing more is written to stdout: the parent reads the first line and lets go.
-    drop(out);
     let mut threads = Vec::new();
     for (b, f) in bound.into_iter().zip(forwards) {
         threads.push(std::thread::spawn(move || match b {

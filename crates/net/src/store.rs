@@ -366,7 +366,18 @@ impl Db {
         .map_err(|e| self.err(e))?;
         rows.into_iter()
             .map(
-                |(container_id, network_id, container_name, aliases, ip, mac, ifname, host_veth, netns, dns)| {
+                |(
+                    container_id,
+                    network_id,
+                    container_name,
+                    aliases,
+                    ip,
+                    mac,
+                    ifname,
+                    host_veth,
+                    netns,
+                    dns,
+                )| {
                     let dns: Vec<String> = unjson(&dns);
                     Ok(Endpoint {
                         container_id,
@@ -482,28 +493,33 @@ impl Db {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))?;
         rows.into_iter()
-            .map(|(proto, host_ip, host_port, container_ip, container_port)| {
-                Ok(PortRecord {
-                    container_id: container_id.to_string(),
-                    mapping: PortMapping {
-                        proto: if proto == "udp" {
-                            Protocol::Udp
-                        } else {
-                            Protocol::Tcp
+            .map(
+                |(proto, host_ip, host_port, container_ip, container_port)| {
+                    Ok(PortRecord {
+                        container_id: container_id.to_string(),
+                        mapping: PortMapping {
+                            proto: if proto == "udp" {
+                                Protocol::Udp
+                            } else {
+                                Protocol::Tcp
+                            },
+                            host_ip: crate::ipam::parse_ipv4(&host_ip)?,
+                            host_port,
+                            container_port,
                         },
-                        host_ip: crate::ipam::parse_ipv4(&host_ip)?,
-                        host_port,
-                        container_port,
-                    },
-                    container_ip: crate::ipam::parse_ipv4(&container_ip)?,
-                })
-            })
+                        container_ip: crate::ipam::parse_ipv4(&container_ip)?,
+                    })
+                },
+            )
             .collect()
     }
 
     pub fn delete_ports(&self, container_id: &str) -> Result<()> {
         self.conn
-            .execute("DELETE FROM net_ports WHERE container_id = ?1", [container_id])
+            .execute(
+                "DELETE FROM net_ports WHERE container_id = ?1",
+                [container_id],
+            )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -525,9 +541,10 @@ impl Db {
                 "INSERT OR REPLACE INTO net_proxies(container_id, pid) VALUES(?1, ?2)",
                 params![container_id, pid],
             ),
-            None => self
-                .conn
-                .execute("DELETE FROM net_proxies WHERE container_id = ?1", [container_id]),
+            None => self.conn.execute(
+                "DELETE FROM net_proxies WHERE container_id = ?1",
+                [container_id],
+            ),
         };
         res.map_err(|e| self.err(e))?;
         Ok(())

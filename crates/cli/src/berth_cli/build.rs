@@ -126,8 +126,8 @@ impl Progress for Tty {
             Event::Cached { .. } => self.finish("CACHED ", None),
             Event::Done { elapsed, .. } => self.finish("", Some(elapsed)),
             Event::Output { line, .. } | Event::Note { text: line, .. } => match &self.bar {
-                Some((_, bar, _)) => bar.println(format!("   {line}")),
-                None => eprintln!("   {line}"),
+                Some((_, bar, _)) if !bar.is_hidden() => bar.println(format!("   {line}")),
+                _ => eprintln!("   {line}"),
             },
             Event::Warning(w) => eprintln!("WARNING: {w}"),
         }
@@ -153,7 +153,7 @@ fn parse_build_args(raw: &[String]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for a in raw {
         match a.split_once('=') {
-            Some((k, _)) if k.is_empty() => bail!("--build-arg {a:?}: the name is empty"),
+            Some(("", _)) => bail!("--build-arg {a:?}: the name is empty"),
             Some((k, v)) => out.push((k.to_string(), v.to_string())),
             // KEY alone: from our environment, or not set at all.
             None => {

@@ -17,11 +17,13 @@ use super::Globals;
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommands {
     /// Create and run a container from an image
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create a container from an image (it doesn't run until `start`)
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Start stopped or created containers
     Start(StartArgs),
+    /// Attach to a running container's output (and stdin)
+    Attach(AttachArgs),
     /// Stop running containers (stop signal, then SIGKILL after the timeout)
     Stop(StopArgs),
     /// Send a signal to running containers
@@ -72,11 +74,13 @@ pub enum ContainerCommand {
         force: bool,
     },
     /// Create and run a container
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create a container
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Start containers
     Start(StartArgs),
+    /// Attach to a running container
+    Attach(AttachArgs),
     /// Stop containers
     Stop(StopArgs),
     /// Kill containers
@@ -188,9 +192,24 @@ pub struct CreateArgs {
     /// OCI runtime binary (default: berth-runtime)
     #[arg(long)]
     runtime: Option<PathBuf>,
-    /// Network: none, host or container:NAME
+    /// Network: bridge (default), NAME, none, host or container:NAME
     #[arg(long, visible_alias = "net")]
     network: Option<String>,
+    /// Address on the network (user networks)
+    #[arg(long)]
+    ip: Option<std::net::Ipv4Addr>,
+    /// More names the container answers to on its network
+    #[arg(long = "network-alias", visible_alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// Publish every port the image exposes on a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Name server for the container
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Add a line to /etc/hosts (NAME:IP)
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
     /// Set a label (KEY=VALUE)
     #[arg(short, long)]
     label: Vec<String>,
@@ -200,7 +219,7 @@ pub struct CreateArgs {
     /// Seconds to wait for the stop signal before SIGKILL
     #[arg(long = "stop-timeout")]
     stop_timeout: Option<u32>,
-    /// Publish a port (needs the bridge network)
+    /// Publish a port: [HOSTIP:][HOSTPORT:]PORT[/tcp|udp]
     #[arg(short, long)]
     publish: Vec<String>,
     /// IMAGE [COMMAND [ARG...]]
@@ -233,6 +252,14 @@ pub struct StartArgs {
     interactive: bool,
     #[arg(required = true)]
     containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Don't forward our stdin
+    #[arg(long = "no-stdin")]
+    no_stdin: bool,
+    container: String,
 }
 
 #[derive(Args, Debug)]
@@ -398,14 +425,21 @@ fn dispatch(g: &Globals, cmd: ContainerCommands) -> Result<i32> {
         T::ContainerMonitor(a) => Ok(berth_engine::monitor::monitor_main(
             a.root, a.run_root, a.id,
         )),
-        T::Run(a) | T::Container(C::Run(a)) => run_container(g, a),
+        T::Run(a) | T::Container(C::Run(a)) => run_container(g, *a),
         T::Create(a) | T::Container(C::Create(a)) => {
             let e = engine(g)?;
-            let id = e.create(&create_request(a)?)?;
+            let id = e.create(&create_request(*a)?)?;
             println!("{id}");
             Ok(0)
         }
         T::Start(a) | T::Container(C::Start(a)) => start(g, a),
+        T::Attach(a) | T::Container(C::Attach(a)) => {
+            let e = engine(g)?;
+            let rec = e.find(&a.container)?;
+            let started = e.attach(&rec.id)?;
+            let stdin = !a.no_stdin && rec.config.open_stdin;
+            attach(&e, started, rec.config.tty, stdin)
+        }
         T::Stop(a) | T::Container(C::Stop(a)) => {
             each(&a.containers, |e, c| e.stop(c, a.time).map(drop), g)
         }
@@ -538,13 +572,24 @@ fn env_list(a: &CreateArgs) -> Result<Vec<String>> {
 }
 
 fn create_request(a: CreateArgs) -> Result<CreateRequest> {
-    if !a.publish.is_empty() {
-        bail!(
-            "-p/--publish {}: publishing ports needs the bridge network, which this build doesn't have yet",
-            a.publish.join(",")
-        );
-    }
     let env = env_list(&a)?;
+    let net = berth_engine::networking::NetworkOptions {
+        aliases: a.network_alias,
+        ip: a.ip,
+        publish: a.publish,
+        publish_all: a.publish_all,
+        dns: a
+            .dns
+            .iter()
+            .map(|d| berth_engine::networking::NetworkOptions::parse_dns(d))
+            .collect::<berth_engine::Result<_>>()?,
+        extra_hosts: a
+            .add_host
+            .iter()
+            .map(|h| berth_engine::networking::NetworkOptions::parse_add_host(h))
+            .collect::<berth_engine::Result<_>>()?,
+        connected: Vec::new(),
+    };
     let mut labels = Vec::new();
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
@@ -574,6 +619,7 @@ fn create_request(a: CreateArgs) -> Result<CreateRequest> {
         init: a.init,
         runtime: a.runtime,
         network: a.network.as_deref().map(NetworkMode::parse).transpose()?,
+        net,
         tty: a.tty,
         open_stdin: a.interactive,
         auto_remove: a.rm,
@@ -620,7 +666,11 @@ fn start(g: &Globals, a: StartArgs) -> Result<i32> {
             bail!("start: you cannot attach to more than one container");
         }
         let rec = e.find(&a.containers[0])?;
-        let started = e.start(&rec.id, true)?;
+        let mut started = e.start(&rec.id, true)?;
+        if started.stream.is_none() {
+            // It was running already: attach to it, as docker does.
+            started = e.attach(&rec.id)?;
+        }
         return attach(
             &e,
             started,
@@ -859,11 +909,15 @@ fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{n}B")
+    // docker's units.BytesSize: 4 significant digits, no trailing zeros ("64MiB", "1.5GiB").
+    let int_digits = (v.max(1.0).log10().floor() as usize) + 1;
+    let s = format!("{v:.*}", 4usize.saturating_sub(int_digits));
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
-        format!("{v:.2}{}", UNITS[u])
-    }
+        s
+    };
+    format!("{s}{}", UNITS[u])
 }
 
 fn stats(g: &Globals, a: StatsArgs) -> Result<i32> {

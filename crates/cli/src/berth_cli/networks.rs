@@ -2,6 +2,7 @@
 //! of the network layer (`network-dns`, `port-proxy`). All logic lives in berth-net.
 
 use anyhow::{bail, Result};
+use berth_engine::{Engine, EngineConfig};
 use berth_net::{CreateOptions, NetworkStore};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
@@ -25,6 +26,25 @@ pub enum NetworkCommand {
     Rm {
         #[arg(required = true)]
         networks: Vec<String>,
+    },
+    /// Connect a container to a network
+    Connect {
+        /// More names the container answers to on this network
+        #[arg(long)]
+        alias: Vec<String>,
+        /// Its address on this network
+        #[arg(long)]
+        ip: Option<std::net::Ipv4Addr>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Accepted for docker compatibility (disconnecting never needs force)
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
     },
     /// Remove every network no container is on
     Prune {
@@ -73,12 +93,36 @@ pub fn port_proxy(a: HelperArgs) -> i32 {
     berth_net::proxy::proxy_main(&a.args)
 }
 
+fn engine(g: &Globals) -> Result<Engine> {
+    let mut cfg = EngineConfig::new(&g.root);
+    cfg.run_root = g.run_root.clone();
+    Ok(Engine::open(cfg)?)
+}
+
 pub fn run(g: &Globals, cmd: NetworkCommand) -> Result<()> {
     let store = NetworkStore::open(&g.root, &g.run_root)?;
     match cmd {
+        NetworkCommand::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
+            engine(g)?.connect_network(&container, &network, &alias, ip)?;
+        }
+        NetworkCommand::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
+            engine(g)?.disconnect_network(&container, &network)?;
+        }
         NetworkCommand::Create(a) => {
             if a.driver != "bridge" {
-                bail!("network create: driver {:?} is not supported (bridge)", a.driver);
+                bail!(
+                    "network create: driver {:?} is not supported (bridge)",
+                    a.driver
+                );
             }
             let n = store.create(&CreateOptions {
                 name: a.name,
@@ -104,9 +148,16 @@ pub fn run(g: &Globals, cmd: NetworkCommand) -> Result<()> {
             }
             let width = if a.no_trunc { 64 } else { 12 };
             let name_w = list.iter().map(|n| n.name.len()).max().unwrap_or(4).max(4);
-            println!("{:<width$}   {:<name_w$}   DRIVER   SCOPE", "NETWORK ID", "NAME");
+            println!(
+                "{:<width$}   {:<name_w$}   DRIVER   SCOPE",
+                "NETWORK ID", "NAME"
+            );
             for n in &list {
-                println!("{:<width$}   {:<name_w$}   bridge   local", id(&n.id), n.name);
+                println!(
+                    "{:<width$}   {:<name_w$}   bridge   local",
+                    id(&n.id),
+                    n.name
+                );
             }
         }
         NetworkCommand::Inspect { networks } => {
@@ -125,12 +176,26 @@ pub fn run(g: &Globals, cmd: NetworkCommand) -> Result<()> {
         }
         NetworkCommand::Rm { networks } => {
             let mut failed = None;
+            let engine = engine(g)?;
             for name in &networks {
+                // Stopped containers hold no endpoint but would join it on start.
+                let users = match store.get(name) {
+                    Ok(n) => engine.containers_on_network(&n.name)?,
+                    Err(_) => Vec::new(),
+                };
+                if !users.is_empty() {
+                    eprintln!(
+                        "berth: error while removing network {name}: network has containers ({}): remove them first",
+                        users.join(", ")
+                    );
+                    failed = Some(());
+                    continue;
+                }
                 match store.remove(name) {
                     Ok(()) => println!("{name}"),
                     Err(e) => {
                         eprintln!("berth: {e}");
-                        failed = Some(e);
+                        failed = Some(());
                     }
                 }
             }
@@ -139,7 +204,24 @@ pub fn run(g: &Globals, cmd: NetworkCommand) -> Result<()> {
             }
         }
         NetworkCommand::Prune { force: _ } => {
-            let removed = store.prune()?;
+            // Containers that died without their monitor (crash, reboot) first.
+            let engine = engine(g)?;
+            engine.reconcile_networks()?;
+            // Not store.prune(): a stopped container holds no endpoint, but its network
+            // must stay (docker keeps it too).
+            let mut removed = Vec::new();
+            for n in store.list()? {
+                if berth_net::PREDEFINED.contains(&n.name.as_str())
+                    || !engine.containers_on_network(&n.name)?.is_empty()
+                {
+                    continue;
+                }
+                match store.remove(&n.name) {
+                    Ok(()) => removed.push(n.name),
+                    Err(berth_net::Error::NetworkInUse { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             if !removed.is_empty() {
                 println!("Deleted Networks:");
                 for n in removed {

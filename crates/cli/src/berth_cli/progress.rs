@@ -54,12 +54,17 @@ impl TransferView {
             return;
         }
         let pull = self.direction == Direction::Pull;
-        let word = match &p {
+        let mounted;
+        let word: &str = match &p {
             Progress::Manifest { .. } => return,
             Progress::Waiting { .. } if pull => "Pulling fs layer",
             Progress::Waiting { .. } => "Preparing",
             Progress::AlreadyExists { .. } if pull => "Already exists",
             Progress::AlreadyExists { .. } => "Layer already exists",
+            Progress::Mounted { from, .. } => {
+                mounted = format!("Mounted from {from}");
+                &mounted
+            }
             Progress::Transferring { .. } if pull => "Downloading",
             Progress::Transferring { .. } => "Pushing",
             Progress::Transferred { .. } if pull => "Download complete",
@@ -98,24 +103,26 @@ impl TransferView {
                     bar.set_length(total);
                 }
                 bar.set_position(done);
-                bar.set_message(word);
+                bar.set_message(word.to_string());
             }
             Progress::Extracting { .. } => {
                 bar.set_style(spinner_style());
-                bar.set_message(word);
+                bar.set_message(word.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
             }
-            Progress::AlreadyExists { .. } | Progress::Extracted { .. } => {
+            Progress::AlreadyExists { .. }
+            | Progress::Mounted { .. }
+            | Progress::Extracted { .. } => {
                 bar.set_style(text_style());
-                bar.finish_with_message(word);
+                bar.finish_with_message(word.to_string());
             }
             Progress::Transferred { .. } if !pull => {
                 bar.set_style(text_style());
-                bar.finish_with_message(word);
+                bar.finish_with_message(word.to_string());
             }
             _ => {
                 bar.set_style(text_style());
-                bar.set_message(word);
+                bar.set_message(word.to_string());
             }
         }
     }

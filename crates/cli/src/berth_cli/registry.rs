@@ -28,7 +28,7 @@ pub struct ConnectArgs {
 pub struct PullArgs {
     /// [HOST[:PORT]/]NAME[:TAG|@DIGEST] (HOST defaults to docker.io)
     image: String,
-    /// Pick this platform from a multi-platform image: OS/ARCH[/VARIANT] (default: this host's)
+    /// The image to pick from a multi-platform image (default: this host's)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
     /// USER[:PASSWORD] for the registry (default: what berth login stored)
@@ -61,9 +61,10 @@ pub struct PushArgs {
 pub struct LoginArgs {
     /// HOST[:PORT] (default: docker.io)
     registry: Option<String>,
+    /// User name (asked for on the terminal when left out)
     #[arg(short, long)]
     username: Option<String>,
-    /// The password (visible to other users in the process list: prefer --password-stdin)
+    /// Password (others can see it in the process list: prefer --password-stdin)
     #[arg(short, long, conflicts_with = "password_stdin")]
     password: Option<String>,
     /// Read the password from stdin

@@ -53,7 +53,7 @@ fn details(v: &Volume) -> serde_json::Value {
         .map(|(k, val)| (k.clone(), json!(val)))
         .collect();
     json!({
-        "CreatedAt": berth_engine::container::inspect::time_string(v.created * 1_000_000_000),
+        "CreatedAt": berth_image::images::rfc3339(v.created),
         "Driver": "local",
         "Labels": labels,
         "Mountpoint": v.mountpoint,

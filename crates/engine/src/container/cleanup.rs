@@ -26,6 +26,8 @@ pub fn is_mount_point(path: &Path) -> bool {
 /// mount and the bundle go; the monitor lock file stays (waiters may hold it open).
 pub fn teardown(paths: &Paths, runtime: &Runtime, id: &str) -> Result<()> {
     runtime.delete_force(id)?;
+    // Its processes are gone: ports, leases and the network namespace go back.
+    crate::networking::release(paths, id)?;
     let rootfs = paths.rootfs(id);
     if is_mount_point(&rootfs) {
         berth_image::snapshot::unmount(&rootfs)?;
@@ -35,6 +37,7 @@ pub fn teardown(paths: &Paths, runtime: &Runtime, id: &str) -> Result<()> {
         paths.run_dir(id).join("config.json"),
         paths.pid_file(id),
         paths.console_socket(id),
+        paths.attach_socket(id),
     ] {
         remove_path(&p)?;
     }

@@ -44,6 +44,8 @@ pub struct CreateRequest {
     pub init: bool,
     pub runtime: Option<PathBuf>,
     pub network: Option<NetworkMode>,
+    /// --ip, --network-alias, -p, -P, --dns, --add-host.
+    pub net: crate::networking::NetworkOptions,
     pub tty: bool,
     pub open_stdin: bool,
     pub auto_remove: bool,
@@ -357,6 +359,7 @@ impl Engine {
         };
         let runtime = self.choose_runtime(req.runtime.as_deref())?;
         let img = image_defaults(&self.paths.root, &req.image)?;
+        self.check_network(&network, &req.net, &img.exposed_ports)?;
 
         let entrypoint_override: Option<Vec<String>> = req.entrypoint.as_ref().map(|e| {
             if e.is_empty() {
@@ -490,6 +493,7 @@ impl Engine {
             init: req.init,
             runtime,
             network,
+            net: req.net.clone(),
             exposed_ports: img.exposed_ports,
             stop_signal: req
                 .stop_signal

@@ -78,8 +78,28 @@ impl Engine {
         if req.detach {
             cmd.stdout(Stdio::null());
         }
-        // stderr passes through us so a failed exec's message can be read.
-        cmd.stderr(Stdio::piped());
+        // stderr passes through us so a failed exec's message can be read; with -d the
+        // process keeps whatever it inherits, so there it is an unlinked file instead of
+        // a pipe that would never reach end of file.
+        let detached_err = if req.detach {
+            use std::os::unix::fs::OpenOptionsExt;
+            let dir = self.paths.run_dir(&rec.id);
+            let f = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_TMPFILE)
+                .open(&dir)
+                .map_err(|source| Error::Io { path: dir, source })?;
+            let w = f.try_clone().map_err(|source| Error::Io {
+                path: self.paths.run_dir(&rec.id),
+                source,
+            })?;
+            cmd.stderr(Stdio::from(w));
+            Some(f)
+        } else {
+            cmd.stderr(Stdio::piped());
+            None
+        };
         let mut child = cmd.spawn().map_err(|source| Error::Spawn {
             program: rt.binary.display().to_string(),
             source,
@@ -108,6 +128,11 @@ impl Engine {
             source,
         })?;
         let code = status.code().unwrap_or(125);
+        if let Some(mut f) = detached_err {
+            use std::io::Seek;
+            let _ = f.rewind();
+            let _ = f.take(8192).read_to_end(&mut tail);
+        }
         if req.detach {
             if !status.success() {
                 let msg = error_message(&tail);

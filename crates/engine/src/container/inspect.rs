@@ -118,9 +118,9 @@ impl Engine {
                 "FinishedAt": time_string(rec.state.finished_at),
             },
             "Image": rec.image_id,
-            "ResolvConfPath": "",
-            "HostnamePath": "",
-            "HostsPath": "",
+            "ResolvConfPath": self.network_file(rec, "resolv.conf"),
+            "HostnamePath": self.network_file(rec, "hostname"),
+            "HostsPath": self.network_file(rec, "hosts"),
             "LogPath": self.paths.log_file(id).display().to_string(),
             "Name": format!("/{}", rec.name),
             "RestartCount": rec.state.restart_count,
@@ -169,14 +169,7 @@ impl Engine {
                 "StopSignal": c.stop_signal,
                 "StopTimeout": c.stop_timeout,
             },
-            "NetworkSettings": {
-                "Ports": ports,
-                "SandboxKey": if running && c.network.to_string() != "host" {
-                    format!("/proc/{}/ns/net", rec.state.pid)
-                } else {
-                    String::new()
-                },
-            },
+            "NetworkSettings": self.network_settings(rec, running, ports),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The container verbs, one file each, as `impl Engine` blocks.
 
+pub mod attach;
 pub mod cleanup;
 pub mod create;
 pub mod exec;

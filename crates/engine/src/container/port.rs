@@ -1,5 +1,5 @@
-//! `port`: a container's published ports. Publishing needs the bridge network (crate
-//! berth-net); until it is wired no container has any, so this lists none.
+//! `port`: a container's published ports (`-p`, `-P`) while it runs, with the host ports
+//! they got (see `crate::networking`).
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -14,7 +14,15 @@ pub struct PortBinding {
 
 impl Engine {
     pub fn ports(&self, what: &str) -> Result<Vec<PortBinding>> {
-        let _rec = self.db.find(what)?;
-        Ok(Vec::new())
+        let rec = self.db.find(what)?;
+        Ok(self
+            .published_ports(&rec.id)?
+            .into_iter()
+            .map(|m| PortBinding {
+                container_port: format!("{}/{}", m.container_port, m.proto),
+                host_ip: m.host_ip.to_string(),
+                host_port: m.host_port,
+            })
+            .collect())
     }
 }

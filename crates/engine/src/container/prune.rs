@@ -35,4 +35,13 @@ impl Engine {
             .map(|m| m.source)
             .collect())
     }
+
+    /// Image ids (config digests) some container was created from: `rmi` must refuse
+    /// them (their layers are the containers' lower dirs), as docker does.
+    pub fn images_in_use(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self.db.list()?.into_iter().map(|r| r.image_id).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
 }

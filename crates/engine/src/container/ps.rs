@@ -85,7 +85,7 @@ impl Engine {
             created: rec.created / 1_000_000_000,
             state: status.as_str().to_string(),
             status: text,
-            ports: Vec::new(),
+            ports: self.port_summary(&rec.id),
             labels: rec.config.labels.clone(),
         }
     }

@@ -11,10 +11,9 @@ use crate::container::cleanup;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::monitor;
-use crate::network::NetworkMode;
 use crate::records::{ContainerRecord, MountRecord, Status};
 use crate::runtime::start_error;
-use crate::spec::{self, MountKind, MountSpec, NetworkNamespace, SpecInput};
+use crate::spec::{self, MountKind, MountSpec, SpecInput};
 use crate::user::{self, ResolvedUser};
 use crate::volumes::VolumeStore;
 
@@ -145,6 +144,7 @@ impl Engine {
         for m in &c.mounts {
             mounts.push(self.mount_spec(m, &mut volumes)?);
         }
+        let network = self.join_network(rec, &mut mounts)?;
         Ok(SpecInput {
             rootfs,
             args: c.args.clone(),
@@ -161,7 +161,7 @@ impl Engine {
             cap_add: c.cap_add.clone(),
             cap_drop: c.cap_drop.clone(),
             security_opt: c.security_opt.clone(),
-            network: self.network_namespace(&c.network)?,
+            network,
             cgroups_path: format!("/berth/{}", rec.id),
             init: if c.init {
                 Some(self.init_binary()?)
@@ -199,23 +199,6 @@ impl Engine {
             destination: m.destination.clone(),
             kind,
         })
-    }
-
-    /// The network namespace a container gets (the seam for berth-net's bridge).
-    fn network_namespace(&self, mode: &NetworkMode) -> Result<NetworkNamespace> {
-        match mode {
-            NetworkMode::None => Ok(NetworkNamespace::New),
-            NetworkMode::Host => Ok(NetworkNamespace::Host),
-            NetworkMode::Bridge(name) => Err(Error::NetworkUnavailable(name.clone())),
-            NetworkMode::Container(other) => {
-                let o = self.db.find(other)?;
-                self.require_running(&o)?;
-                Ok(NetworkNamespace::Path(PathBuf::from(format!(
-                    "/proc/{}/ns/net",
-                    o.state.pid
-                ))))
-            }
-        }
     }
 
     /// The static binary `--init` bind-mounts at /dev/init: berth itself (it runs

@@ -195,7 +195,8 @@ impl Auth {
         if let Some(s) = service {
             req = req.query("service", s);
         }
-        if let Some(s) = scope {
+        // Several scopes (a push that mounts from another repository) are several params.
+        for s in scope.into_iter().flat_map(str::split_whitespace) {
             req = req.query("scope", s);
         }
         if let Some(c) = &self.credentials {

@@ -45,6 +45,13 @@ pub(crate) struct Client {
     scope: String,
 }
 
+/// How a blob got into the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Uploaded {
+    Sent,
+    Mounted,
+}
+
 type Call<'a> =
     dyn Fn(&Agent, Option<&str>) -> std::result::Result<Response<Body>, ureq::Error> + 'a;
 
@@ -284,19 +291,35 @@ impl Client {
         }
     }
 
-    /// Monolithic upload (POST, then one PUT streamed from the stored file).
+    /// Also ask for pull access to `repository` (the source of cross-repository mounts).
+    /// Before the client is shared.
+    pub(crate) fn also_pull_from(&mut self, repository: &str) {
+        self.scope
+            .push_str(&format!(" repository:{repository}:pull"));
+    }
+
+    /// Put a blob in the registry: mounted from `mount_from` (another repository of the
+    /// same registry that has it) when the registry agrees, else a monolithic upload (POST,
+    /// then one PUT streamed from the stored file).
     pub(crate) fn upload(
         &self,
         blobs: &BlobStore,
         d: &Digest,
+        mount_from: Option<&str>,
         progress: Option<ProgressFn<'_>>,
         cancel: &AtomicBool,
-    ) -> Result<()> {
+    ) -> Result<Uploaded> {
         let what = format!("upload {d}");
-        let start = self.url("blobs/uploads/");
+        let mut start = self.url("blobs/uploads/");
+        if let Some(from) = mount_from {
+            start.push_str(&format!("?mount={d}&from={from}"));
+        }
         let resp = self.send(&what, &|a, h| with_auth(a.post(&start), h).send_empty())?;
-        if resp.status().as_u16() != 202 {
-            return Err(self.status_error(&what, resp));
+        match resp.status().as_u16() {
+            201 if mount_from.is_some() => return Ok(Uploaded::Mounted),
+            // 202: an upload session (also what a registry that won't mount answers).
+            202 => {}
+            _ => return Err(self.status_error(&what, resp)),
         }
         let location = resp
             .headers()
@@ -328,7 +351,7 @@ impl Client {
         if resp.status().as_u16() != 201 {
             return Err(self.status_error(&what, resp));
         }
-        Ok(())
+        Ok(Uploaded::Sent)
     }
 
     /// PUT a manifest; returns the digest the registry computed, if it said.

@@ -16,6 +16,8 @@ pub enum Progress {
     Waiting { digest: Digest, size: u64 },
     /// The layer is already in the store (pull) or in the registry (push).
     AlreadyExists { digest: Digest },
+    /// Push: the registry took the layer from another of its repositories.
+    Mounted { digest: Digest, from: String },
     /// Bytes moved so far.
     Transferring {
         digest: Digest,
@@ -37,6 +39,7 @@ impl Progress {
             Progress::Manifest { digest, .. }
             | Progress::Waiting { digest, .. }
             | Progress::AlreadyExists { digest }
+            | Progress::Mounted { digest, .. }
             | Progress::Transferring { digest, .. }
             | Progress::Transferred { digest }
             | Progress::Extracting { digest }

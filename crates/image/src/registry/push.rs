@@ -1,7 +1,8 @@
 //! `berth push`: layers (those the registry lacks, [`super::MAX_CONCURRENT_TRANSFERS`] at a
-//! time), then the config, then the manifest byte for byte, so its digest is kept.
+//! time; mounted from the repository the image was pulled from when that is on the same
+//! registry), then the config, then the manifest byte for byte, so its digest is kept.
 
-use super::client::{Access, Client};
+use super::client::{Access, Client, Uploaded};
 use super::credentials;
 use super::progress::{Progress, ProgressFn};
 use super::remote::RemoteRef;
@@ -26,7 +27,18 @@ impl ImageStore {
         let manifest = self.read_manifest(&manifest_digest)?;
         let r = RemoteRef::parse(destination.unwrap_or(source))?;
         let creds = credentials::for_registry(self.root(), &r, opts)?;
-        let c = Client::connect(&r, opts, creds, Access::Push)?;
+        let mut c = Client::connect(&r, opts, creds, Access::Push)?;
+        // Pulled from another repository of the same registry: the registry can mount the
+        // layers from there instead of receiving them again.
+        let mount_from = self
+            .tags_of(&manifest_digest)?
+            .iter()
+            .filter_map(|t| RemoteRef::parse(t).ok())
+            .find(|t| t.host == r.host && t.repository != r.repository)
+            .map(|t| t.repository);
+        if let Some(from) = &mount_from {
+            c.also_pull_from(from);
+        }
         progress(Progress::Manifest {
             digest: manifest_digest.clone(),
             platform: None,
@@ -52,17 +64,27 @@ impl ImageStore {
                     });
                     return Ok(());
                 }
-                c.upload(blobs, d, Some(progress), cancel)?;
-                progress(Progress::Transferred {
-                    digest: (*d).clone(),
-                });
+                let digest = (*d).clone();
+                match c.upload(blobs, d, mount_from.as_deref(), Some(progress), cancel)? {
+                    Uploaded::Mounted => progress(Progress::Mounted {
+                        digest,
+                        from: mount_from.clone().unwrap_or_default(),
+                    }),
+                    Uploaded::Sent => progress(Progress::Transferred { digest }),
+                }
                 Ok(())
             },
             |_| Ok(()),
         )?;
         let config = &manifest.config.digest;
         if !c.has_blob(config)? {
-            c.upload(&self.blobs, config, None, &Default::default())?;
+            c.upload(
+                &self.blobs,
+                config,
+                mount_from.as_deref(),
+                None,
+                &Default::default(),
+            )?;
         }
 
         let body = self.blobs.read_blob(&manifest_digest)?;
