@@ -1235,3 +1235,22 @@ fn attach_to_a_running_container() {
     assert_eq!(r.code, Some(125));
     assert!(r.stderr.contains("not running"), "{}", r.stderr);
 }
+
+#[test]
+fn images_used_by_containers_are_kept() {
+    need_root!();
+    let env = Env::new("rmi");
+    env.ok(&["create", "--name", "user", "bb", "true"]);
+    // Its layers are the container's lower dirs: rmi refuses, prune keeps it.
+    let r = env.run(&["rmi", "bb"]);
+    assert_ne!(r.code, Some(0));
+    assert!(r.stderr.contains("container"), "{}", r.stderr);
+    env.ok(&["image", "prune", "-f"]);
+    // Forced: only the name goes; the container still runs from the untagged image.
+    assert!(env.ok(&["rmi", "-f", "bb"]).contains("Untagged: "));
+    assert!(env.ok(&["images"]).contains("<none>"));
+    env.ok(&["start", "-a", "user"]);
+    env.ok(&["rm", "user"]);
+    assert!(env.ok(&["image", "prune", "-f"]).contains("Deleted: "));
+    assert_eq!(env.ok(&["images", "-q"]).trim(), "");
+}

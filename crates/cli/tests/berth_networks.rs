@@ -726,3 +726,72 @@ fn bad_input_is_refused_and_leaves_nothing() {
         env.assert_nothing_half_made();
     });
 }
+
+#[test]
+fn a_killed_monitor_or_a_wiped_run_root_does_not_block_the_next_start() {
+    in_netns(
+        "a_killed_monitor_or_a_wiped_run_root_does_not_block_the_next_start",
+        || {
+            let env = Env::new("crash");
+            env.ok(&["network", "create", "--subnet", "10.66.0.0/24", "crashnet"]);
+            let id = env.server(
+                &[
+                    "--name",
+                    "crash",
+                    "--network",
+                    "crashnet",
+                    "--ip",
+                    "10.66.0.7",
+                    "-p",
+                    "8085:7000",
+                ],
+                "crash-body",
+            );
+            let kill_all = || {
+                let pid = env.inspect("crash")["State"]["Pid"].as_i64().expect("pid");
+                let monitor = Command::new("pgrep")
+                    .args(["-f", &format!("container-monitor.*{id}")])
+                    .output()
+                    .expect("pgrep");
+                for p in String::from_utf8_lossy(&monitor.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", p]).status();
+                }
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                std::thread::sleep(Duration::from_millis(300));
+            };
+            // The monitor dies with the container: the next start releases and attaches.
+            kill_all();
+            env.ok(&["start", "crash"]);
+            assert_eq!(env.ip_of("crash"), "10.66.0.7");
+            assert!(http_get("127.0.0.1:8085").is_some_and(|b| b.contains("crash-body")));
+            // As after a reboot: the run root's namespace files and markers are gone too.
+            kill_all();
+            for m in env.mounts().iter().filter(|m| m.contains("/netns/")) {
+                nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH).expect("umount");
+            }
+            let _ = fs::remove_dir_all(env.run_root.join("netns"));
+            let _ = fs::remove_file(
+                env.run_root
+                    .join("containers")
+                    .join(&id)
+                    .join("network-attached"),
+            );
+            env.ok(&["start", "crash"]);
+            assert_eq!(env.ip_of("crash"), "10.66.0.7");
+            assert!(http_get("127.0.0.1:8085").is_some_and(|b| b.contains("crash-body")));
+            // `network prune` reconciles: a dead container's ports and lease go back.
+            kill_all();
+            env.ok(&["network", "prune", "-f"]);
+            assert_eq!(
+                env.network("crashnet")["Containers"]
+                    .as_object()
+                    .map(|o| o.len()),
+                Some(0)
+            );
+            assert!(!ruleset().contains("8085"), "{}", ruleset());
+            assert!(!links().contains("bth"), "{}", links());
+            env.ok(&["rm", "crash"]);
+            env.assert_nothing_half_made();
+        },
+    );
+}

@@ -223,3 +223,24 @@ fn stdio_is_inherited_without_a_terminal() {
     assert_eq!(out.stdout, "to-out\nnot-a-tty\n");
     assert_eq!(out.stderr, "to-err\n");
 }
+
+#[test]
+fn signals_start_unblocked_and_not_ignored() {
+    // The runtime is a Rust program (SIGPIPE ignored at start-up); an ignored signal
+    // would survive execve into the container's program.
+    let env = Env::new("sigs");
+    let out = env.run_sh("grep -E '^Sig(Blk|Ign)' /proc/self/status; yes | head -n 1");
+    out.assert_ok();
+    let field = |name: &str| {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {}", out.stdout));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap_or(""), 16)
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    assert_eq!(field("SigBlk:"), 0, "{}", out.stdout);
+    assert_eq!(field("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "{}", out.stdout);
+    assert!(out.stdout.ends_with("y\n"), "{}", out.stdout);
+}

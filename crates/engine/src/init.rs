@@ -3,7 +3,7 @@
 //! exits with the command's status (128 + signal when it was killed by one).
 //!
 //! Signals are blocked before the child exists and read from a signalfd, so none is lost
-//! between the spawn and the loop; std's `Command` gives the child an empty mask again.
+//! between the spawn and the loop; the child gets an empty mask again before it execs.
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
@@ -84,21 +84,20 @@ fn run(mut args: Vec<OsString>) -> Result<i32, (i32, String)> {
 
     // Its own process group, made the terminal's foreground group: a ^C from the terminal
     // reaches the command once, not also through us.
-    let child = Command::new(program)
-        .args(rest)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            let code = match e.kind() {
-                std::io::ErrorKind::NotFound => 127,
-                std::io::ErrorKind::PermissionDenied => 126,
-                _ => 1,
-            };
-            (
-                code,
-                format!("exec {} failed: {e}", program.to_string_lossy()),
-            )
-        })?;
+    let mut cmd = Command::new(program);
+    cmd.args(rest).process_group(0);
+    crate::sys::spawn_with_empty_sigmask(&mut cmd);
+    let child = cmd.spawn().map_err(|e| {
+        let code = match e.kind() {
+            std::io::ErrorKind::NotFound => 127,
+            std::io::ErrorKind::PermissionDenied => 126,
+            _ => 1,
+        };
+        (
+            code,
+            format!("exec {} failed: {e}", program.to_string_lossy()),
+        )
+    })?;
     let child = Pid::from_raw(child.id() as i32);
     let stdin = std::io::stdin();
     if nix::unistd::isatty(&stdin).unwrap_or(false) && nix::unistd::tcsetpgrp(&stdin, child).is_ok()

@@ -274,7 +274,7 @@ impl Engine {
             ip: n.ip,
         }));
         let store = self.network_store()?;
-        let att = store.attach(&AttachRequest {
+        let req = AttachRequest {
             container_id: &rec.id,
             container_name: &rec.name,
             hostname: &c.hostname,
@@ -283,7 +283,16 @@ impl Engine {
             ports: port_mappings(opts, &c.exposed_ports)?,
             dns: opts.dns.clone(),
             extra_hosts: opts.extra_hosts.clone(),
-        })?;
+        };
+        let att = match store.attach(&req) {
+            // Endpoints of a run whose release never happened (the host rebooted, the
+            // run root was wiped): theirs, stale; take them off and attach again.
+            Err(berth_net::Error::AlreadyConnected { .. }) => {
+                store.detach(&rec.id)?;
+                store.attach(&req)?
+            }
+            r => r?,
+        };
         let dir = self.paths.container_dir(&rec.id);
         for (file, contents, dest) in [
             ("hosts", &att.hosts, "/etc/hosts"),

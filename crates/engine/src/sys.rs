@@ -63,3 +63,22 @@ pub fn fork_single_threaded() -> io::Result<bool> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// Makes `cmd`'s child start with no blocked signals. A process that blocks signals to
+/// read them from a signalfd (the `--init`) passes its mask on through fork and execve,
+/// and std's spawn keeps it: the command would then never see a forwarded SIGTERM.
+pub fn spawn_with_empty_sigmask(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only calls
+    // sigprocmask, which is async-signal-safe; it touches no memory of the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(io::Error::from)
+        });
+    }
+}

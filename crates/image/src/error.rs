@@ -79,6 +79,13 @@ pub enum Error {
     },
     #[error("image {reference:?} is used by {count} tag(s); remove them or use force")]
     InUse { reference: String, count: usize },
+    #[error(
+        "conflict: unable to remove {reference} (must force): container {container} is using it"
+    )]
+    UsedByContainer {
+        reference: String,
+        container: String,
+    },
 }
 
 /// Attach a path to an `io::Result`.

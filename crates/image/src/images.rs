@@ -37,6 +37,9 @@ pub struct ImageStore {
     pub(crate) blobs: BlobStore,
     pub(crate) db: Db,
     pub(crate) unpack_opts: UnpackOptions,
+    /// Image ids (config digests) containers were created from, with one such container:
+    /// their layers are those containers' lower dirs, so rmi/prune never delete them.
+    in_use: BTreeMap<Digest, String>,
 }
 
 /// One line of `berth images`.
@@ -106,7 +109,14 @@ impl ImageStore {
             blobs,
             db,
             unpack_opts: UnpackOptions::default(),
+            in_use: BTreeMap::new(),
         })
+    }
+
+    /// Marks images as used by containers (the engine knows which): `remove` refuses them
+    /// (only untags them with `force`, as docker does) and `prune` keeps them.
+    pub fn set_in_use(&mut self, images: impl IntoIterator<Item = (Digest, String)>) {
+        self.in_use = images.into_iter().collect();
     }
 
     pub fn root(&self) -> &Path {
@@ -376,7 +386,7 @@ impl ImageStore {
             manifests.push(d);
         }
         for img in self.db.images()? {
-            if !tagged.contains(&img.manifest) {
+            if !tagged.contains(&img.manifest) && !self.in_use.contains_key(&img.config) {
                 manifests.push(self.descriptor_of(&img.manifest)?);
             }
         }
@@ -480,6 +490,27 @@ impl ImageStore {
         let (m, tag) = self.resolve(r)?;
         let mut out = Vec::new();
         let tags = self.tags_of(&m)?;
+        let rec = self.record(&m)?;
+        let deletes = tag.is_none() || tags.len() <= 1;
+        if let Some(container) = self.in_use.get(&rec.config).filter(|_| deletes) {
+            if !force {
+                return Err(Error::UsedByContainer {
+                    reference: r.to_string(),
+                    container: container.chars().take(12).collect(),
+                });
+            }
+            // Forced: the names go, the image stays for its containers.
+            let untag = match tag {
+                Some(t) => vec![t],
+                None => tags,
+            };
+            for t in untag {
+                self.db.remove_tag(&t)?;
+                out.push(Removed::Untagged(t));
+            }
+            self.write_index()?;
+            return Ok(out);
+        }
         match tag {
             Some(t) => {
                 self.db.remove_tag(&t)?;
@@ -502,7 +533,6 @@ impl ImageStore {
                 }
             }
         }
-        let rec = self.record(&m)?;
         self.db.remove_image(&m)?;
         out.push(Removed::Deleted(rec.config));
         self.gc()?;

@@ -149,6 +149,7 @@ pub fn run(g: &Globals, cmd: ImageCommands) -> Result<()> {
         }
         ImageCommands::Rmi(a) | ImageCommands::Image(ImageCommand::Rm(a)) => {
             let mut s = open()?;
+            protect_images_in_use(g, &mut s)?;
             let mut failed = false;
             for i in &a.images {
                 match s.remove(i, a.force) {
@@ -172,7 +173,9 @@ pub fn run(g: &Globals, cmd: ImageCommands) -> Result<()> {
             Ok(())
         }
         ImageCommands::Image(ImageCommand::Prune { .. }) => {
-            let removed = open()?.prune()?;
+            let mut s = open()?;
+            protect_images_in_use(g, &mut s)?;
+            let removed = s.prune()?;
             for id in &removed {
                 println!("Deleted: {id}");
             }
@@ -319,4 +322,21 @@ fn save(s: &ImageStore, a: SaveArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Tells the store which images containers were created from, so rmi and prune keep them.
+fn protect_images_in_use(g: &Globals, s: &mut ImageStore) -> Result<()> {
+    let mut cfg = berth_engine::EngineConfig::new(&g.root);
+    cfg.run_root = g.run_root.clone();
+    let engine = berth_engine::Engine::open(cfg)
+        .with_context(|| format!("open engine root {}", g.root.display()))?;
+    let mut in_use = Vec::new();
+    for (image, container) in engine.images_in_use()? {
+        let id = image
+            .parse()
+            .with_context(|| format!("container {container}: image id {image}"))?;
+        in_use.push((id, container));
+    }
+    s.set_in_use(in_use);
+    Ok(())
 }

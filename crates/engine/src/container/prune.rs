@@ -21,6 +21,8 @@ impl Engine {
             self.remove_locked(&rec, false, false)?;
             removed.push(rec.id);
         }
+        // Network state of containers that died with their monitor (crash, reboot).
+        self.reconcile_networks()?;
         Ok(removed)
     }
 
@@ -36,12 +38,18 @@ impl Engine {
             .collect())
     }
 
-    /// Image ids (config digests) some container was created from: `rmi` must refuse
-    /// them (their layers are the containers' lower dirs), as docker does.
-    pub fn images_in_use(&self) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = self.db.list()?.into_iter().map(|r| r.image_id).collect();
+    /// Image ids (config digests) some container was created from, each with one such
+    /// container: `rmi` must refuse them (their layers are the containers' lower dirs), as
+    /// docker does.
+    pub fn images_in_use(&self) -> Result<Vec<(String, String)>> {
+        let mut ids: Vec<(String, String)> = self
+            .db
+            .list()?
+            .into_iter()
+            .map(|r| (r.image_id, r.id))
+            .collect();
         ids.sort();
-        ids.dedup();
+        ids.dedup_by(|a, b| a.0 == b.0);
         Ok(ids)
     }
 }

@@ -54,7 +54,7 @@ pub fn run(a: ExecArgs) -> ! {
 }
 
 fn setup(a: ExecArgs) -> Result<std::convert::Infallible> {
-    sys::unblock_all_signals().sys(|| "sigprocmask".into())?;
+    sys::reset_signals().sys(|| "sigprocmask".into())?;
     // Not dumpable until execve: see the init (CVE-2019-5736).
     nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys(|| "PR_SET_PDEATHSIG".into())?;

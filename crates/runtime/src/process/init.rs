@@ -102,7 +102,7 @@ fn setup(
         .linux()
         .as_ref()
         .ok_or_else(|| RuntimeError::InvalidConfig("linux is missing".into()))?;
-    sys::unblock_all_signals().sys(|| "sigprocmask".into())?;
+    sys::reset_signals().sys(|| "sigprocmask".into())?;
     // Until execve this process is a copy of the runtime: not dumpable, so no process in
     // the container can open /proc/<pid>/exe (the runtime binary) or our descriptors
     // (CVE-2019-5736). execve of the user's program makes it dumpable again. Without root

@@ -176,14 +176,25 @@ pub fn mount_setattr(
     Errno::result(ret).map(drop)
 }
 
-/// The calling process's own signal mask is reset in the child after clone; this restores
-/// the default mask (everything unblocked) without touching dispositions.
-pub fn unblock_all_signals() -> nix::Result<()> {
+/// The child of a clone inherits the runtime's signal mask and dispositions; this gives the
+/// container's program the defaults: nothing blocked, SIGPIPE not ignored.
+pub fn reset_signals() -> nix::Result<()> {
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&nix::sys::signal::SigSet::empty()),
         None,
-    )
+    )?;
+    // Rust's start-up code ignores SIGPIPE, and an ignored signal stays ignored across
+    // execve: the container's program must start with the default (as under runc), or
+    // `yes | head -1` never ends.
+    // SAFETY: SIG_DFL installs no handler, so no code of ours can run in signal context.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }
+    .map(drop)
 }
 
 /// Unlocks a pty master (TIOCSPTLCK 0) so its peer can be opened.
