@@ -117,7 +117,7 @@ echo "== the image: busybox-static, imported into each engine" >&2
 tar --numeric-owner -C "$W/rootfs" -cf "$W/rootfs.tar" .
 "$BERTH" import "$W/rootfs.tar" "$IMG" >/dev/null || exit 1
 "${PM[@]}" import "$W/rootfs.tar" "$IMG" >/dev/null || exit 1
-B="$BERTH run --rm $IMG true"
+B="$BERTH run --rm --network none $IMG true"
 P="${PM[*]} run --rm --network none --ulimit nofile=10240:10240 --ulimit nproc=10240:10240 $IMG true"
 # Each must work before it is timed.
 $B || { echo "engine.sh: berth run failed" >&2; exit 1; }

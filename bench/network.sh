@@ -9,11 +9,14 @@
 #
 # Everything runs in a private network + mount namespace made here: the bridges, veths,
 # nftables rules and port proxies never touch the host's network. On exit the containers
-# are removed, mounts under the work dir undone and the work dir removed.
+# are removed, mounts under the work dir undone, cgroups podman made removed and the work
+# dir removed.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=../tests/clients/daemons.sh
+. "$ROOT/tests/clients/daemons.sh"   # client_cgroups, remove_new_cgroups
 RUNS=30
 WARMUP=3
 PODMAN_TOO=1
@@ -67,6 +70,7 @@ B=("$BERTH" --root "$W/berth" --runroot "$W/berth-run")
 PM=(podman --root "$W/podman/root" --runroot "$W/podman/run" --storage-driver overlay
     --cgroup-manager cgroupfs --events-backend none --runtime "$(command -v runc)")
 PM_ULIMITS="--ulimit nofile=10240:10240 --ulimit nproc=10240:10240"
+PRE_CGROUPS=$(client_cgroups none)
 
 cleanup() {
     set +e
@@ -88,6 +92,7 @@ cleanup() {
     sleep 0.2
     cp "$W"/logs/* "$OUT/" 2>/dev/null
     grep -o " $W[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
+    remove_new_cgroups "$PRE_CGROUPS" none   # podman's libpod_parent (cgroupfs)
     if [ "$KEEP" = 1 ]; then
         echo "network.sh: kept $W" >&2
     else

@@ -29,8 +29,10 @@ tar --numeric-owner -C "$QS/rootfs" -cf "$QS/busybox.tar" .
 
 NAME=quickstart-$$
 trap '"$BERTH" rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
-echo "== berth run -d --name $NAME busybox:quickstart sh -c '...'"
-"$BERTH" run -d --name "$NAME" busybox:quickstart \
+# --network none: a demo that needs no network leaves the host's network as it was (the
+# default, a bridge like docker0, would make berth0 and its nftables table).
+echo "== berth run -d --network none --name $NAME busybox:quickstart sh -c '...'"
+"$BERTH" run -d --network none --name "$NAME" busybox:quickstart \
     sh -c 'echo hello from berth; sleep 300 & exec sleep 301'
 "$BERTH" ps
 echo "== berth top $NAME (host PIDs)"

@@ -37,6 +37,8 @@ impl Env {
 
     fn berth(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_berth"))
+            // Containers stay off the host's network (no default bridge made there).
+            .env("BERTH_DEFAULT_NETWORK", "none")
             .arg("--root")
             .arg(self.root())
             .args(args)
@@ -60,6 +62,7 @@ impl Env {
         let o = Command::new("timeout")
             .args(["-s", "KILL", "60"])
             .arg(env!("CARGO_BIN_EXE_berth"))
+            .env("BERTH_DEFAULT_NETWORK", "none")
             .arg("--root")
             .arg(self.root())
             .arg("--runroot")

@@ -122,7 +122,10 @@ impl Env {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BERTH);
-        c.arg("--root")
+        // These tests run in the host's network namespace: no default bridge made there
+        // (berth_networks.rs tests networks in namespaces of its own).
+        c.env("BERTH_DEFAULT_NETWORK", "none")
+            .arg("--root")
             .arg(&self.root)
             .arg("--runroot")
             .arg(&self.run_root)
@@ -448,7 +451,7 @@ fn interactive_terminal_through_a_pty() {
     }
     let env = Env::new("tty");
     let line = format!(
-        "{BERTH} --root {} --runroot {} run --rm -it bb sh",
+        "{BERTH} --root {} --runroot {} --default-network none run --rm -it bb sh",
         env.root.display(),
         env.run_root.display()
     );

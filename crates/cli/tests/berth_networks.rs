@@ -241,8 +241,17 @@ impl Env {
     /// What `GET /` to `host:port` returns from a fresh container on `network` (busybox
     /// nc; retried for a second while the server comes up).
     fn fetch_from(&self, network: &str, host: &str) -> String {
+        self.fetch_tries(network, host, 10)
+    }
+
+    /// The same, one try (for what must not be reachable).
+    fn fetch_once(&self, network: &str, host: &str) -> String {
+        self.fetch_tries(network, host, 1)
+    }
+
+    fn fetch_tries(&self, network: &str, host: &str, tries: u32) -> String {
         let script = format!(
-            "for i in 1 2 3 4 5 6 7 8 9 10; do \
+            "for i in $(seq {tries}); do \
                printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {host} 7000 && exit 0; \
                sleep 0.1; done; exit 1"
         );
@@ -410,7 +419,7 @@ fn user_network_names_ping_tcp_and_isolation() {
             &format!("ping -c1 -W1 web; ping -c1 -W1 {ip} && echo REACHED; exit 0"),
         ]);
         assert!(!other.stdout.contains("REACHED"), "{}", other.stdout);
-        assert!(!env.fetch_from("back", &ip).contains("hello-from-web"));
+        assert!(!env.fetch_once("back", &ip).contains("hello-from-web"));
         // Its files: hosts with its own address, resolv.conf naming the network's server.
         let files = env.ok(&[
             "run",
@@ -495,6 +504,35 @@ fn published_port_reaches_the_container_from_the_host_side() {
             let body = http_get("127.0.0.1:8080").expect("after restart");
             assert!(body.contains("published-body"));
             env.ok(&["rm", "-f", "srv"]);
+            // -P: the image's EXPOSEd ports, each on a free host port.
+            let ctx = env.root.join("exposing");
+            fs::create_dir_all(&ctx).expect("context");
+            fs::write(ctx.join("Dockerfile"), "FROM bb\nEXPOSE 7000/tcp\n").expect("Dockerfile");
+            env.ok(&["build", "-q", "-t", "bbexp", ctx.to_str().expect("utf8")]);
+            let script = "mkdir -p /www && echo exposed-body > /www/index.html && exec httpd -f -p 7000 -h /www";
+            env.ok(&[
+                "run",
+                "-d",
+                "--name",
+                "exp",
+                "--network",
+                "pub",
+                "-P",
+                "bbexp",
+                "sh",
+                "-c",
+                script,
+            ]);
+            let ports = env.ok(&["port", "exp"]);
+            let port = ports
+                .lines()
+                .find(|l| l.starts_with("7000/tcp -> 0.0.0.0:"))
+                .and_then(|l| l.rsplit(':').next())
+                .unwrap_or_else(|| panic!("-P published nothing: {ports:?}"))
+                .to_string();
+            let body = http_get(&format!("127.0.0.1:{port}")).expect("-P port");
+            assert!(body.contains("exposed-body"), "{body}");
+            env.ok(&["rm", "-f", "exp"]);
         },
     );
 }
@@ -532,6 +570,20 @@ fn default_bridge_and_container_mode() {
         let id = env.server(&["--name", "first", "--network", "bridge"], "default-body");
         let ip = env.ip_of("first");
         assert!(ip.starts_with("172.17."), "{ip}");
+        // The default network has no name server: --dns (else the host's) in resolv.conf.
+        // Without --network: the default bridge too, as docker.
+        let addr = env.ok(&["run", "--rm", "bb", "ip", "-4", "addr"]);
+        assert!(addr.contains("inet 172.17."), "{addr}");
+        let resolv = env.ok(&[
+            "run",
+            "--rm",
+            "--dns",
+            "10.1.2.3",
+            "bb",
+            "cat",
+            "/etc/resolv.conf",
+        ]);
+        assert!(resolv.contains("nameserver 10.1.2.3"), "{resolv}");
         assert_eq!(
             env.inspect("first")["HostConfig"]["NetworkMode"],
             "bridge",
@@ -568,14 +620,20 @@ fn connect_and_disconnect_a_running_container() {
         let nets = env.inspect("multi")["NetworkSettings"]["Networks"].clone();
         assert!(nets["one"].is_object() && nets["two"].is_object(), "{nets}");
         env.ok(&["network", "disconnect", "two", "multi"]);
-        assert!(!env.fetch_from("two", "multi").contains("multi-body"));
+        assert!(!env.fetch_once("two", "multi").contains("multi-body"));
         assert!(env.fetch_from("one", "multi").contains("multi-body"));
         // A network a container is on can't be removed, even once it is stopped.
         env.ok(&["stop", "-t", "1", "multi"]);
         let r = env.run(&["network", "rm", "one"]);
         assert_ne!(r.code, Some(0));
         assert!(r.stderr.contains("multi"), "{}", r.stderr);
-        env.ok(&["rm", "multi"]);
+        // A stopped container joins on its next start.
+        env.ok(&["network", "connect", "two", "multi"]);
+        env.ok(&["start", "multi"]);
+        assert!(env.fetch_from("two", "multi").contains("multi-body"));
+        let host_config = env.inspect("multi")["HostConfig"].clone();
+        assert_eq!(host_config["NetworkMode"], "one");
+        env.ok(&["rm", "-f", "multi"]);
         env.ok(&["network", "rm", "one", "two"]);
     });
 }
@@ -779,7 +837,38 @@ fn a_killed_monitor_or_a_wiped_run_root_does_not_block_the_next_start() {
             env.ok(&["start", "crash"]);
             assert_eq!(env.ip_of("crash"), "10.66.0.7");
             assert!(http_get("127.0.0.1:8085").is_some_and(|b| b.contains("crash-body")));
+            // A dead container's port and address are taken back by a container asking
+            // for them (its name in the error while it is alive).
+            env.refused(
+                &[
+                    "run",
+                    "--network",
+                    "crashnet",
+                    "-p",
+                    "8085:7000",
+                    "bb",
+                    "true",
+                ],
+                "by container crash",
+            );
+            kill_all();
+            env.server(
+                &[
+                    "--name",
+                    "taker",
+                    "--network",
+                    "crashnet",
+                    "--ip",
+                    "10.66.0.7",
+                    "-p",
+                    "8085:7000",
+                ],
+                "taker-body",
+            );
+            assert!(http_get("127.0.0.1:8085").is_some_and(|b| b.contains("taker-body")));
+            env.ok(&["rm", "-f", "taker"]);
             // `network prune` reconciles: a dead container's ports and lease go back.
+            env.ok(&["start", "crash"]);
             kill_all();
             env.ok(&["network", "prune", "-f"]);
             assert_eq!(

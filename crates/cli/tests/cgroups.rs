@@ -111,7 +111,10 @@ fn paused_container_does_not_run() {
     }
     let env = Env::new("cg-pause");
     let mut b =
-        env.sh_bundle("i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; usleep 2000; done");
+        env.sh_bundle(
+        // Renamed into place: frozen between truncate and write, the file would read empty.
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/c; mv /tmp/c /tmp/counter; usleep 2000; done",
+    );
     b.edit(|c| c["root"]["readonly"] = json!(false));
     let id = env.id("pause");
     // Not running yet: pause of a stopped/unknown container fails, resume of a created one
@@ -139,7 +142,6 @@ fn paused_container_does_not_run() {
     };
     assert!(freezer == "FROZEN" || freezer == "1", "{freezer}");
     env.rt(&["pause", &id]).assert_clear_error(&[&id, "paused"]);
-    // Anything half-written before the freeze is complete by now.
     std::thread::sleep(Duration::from_millis(50));
     let before = counter(&b);
     std::thread::sleep(Duration::from_millis(400));

@@ -241,6 +241,11 @@ fn signals_start_unblocked_and_not_ignored() {
             .unwrap_or_else(|e| panic!("{line}: {e}"))
     };
     assert_eq!(field("SigBlk:"), 0, "{}", out.stdout);
-    assert_eq!(field("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "{}", out.stdout);
+    assert_eq!(
+        field("SigIgn:") & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.ends_with("y\n"), "{}", out.stdout);
 }

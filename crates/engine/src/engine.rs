@@ -9,6 +9,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, Result};
+use crate::network::{NetworkMode, DEFAULT_NETWORK};
 use crate::paths::{Paths, DEFAULT_RUN_ROOT};
 use crate::records::{ContainerRecord, Records, Status};
 use crate::runtime::Runtime;
@@ -25,6 +26,9 @@ pub struct EngineConfig {
     /// The executable that serves the hidden `container-monitor` command (None: the
     /// running executable).
     pub monitor_exe: Option<PathBuf>,
+    /// The network of a container created without `--network`: the default bridge, as
+    /// docker's (`--default-network none` is dockerd's `--bridge none`).
+    pub default_network: NetworkMode,
 }
 
 impl EngineConfig {
@@ -34,6 +38,7 @@ impl EngineConfig {
             run_root: PathBuf::from(DEFAULT_RUN_ROOT),
             runtime: None,
             monitor_exe: None,
+            default_network: NetworkMode::Bridge(DEFAULT_NETWORK.into()),
         }
     }
 }

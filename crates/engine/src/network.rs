@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The name of the network containers join when `--network` isn't given.
+pub const DEFAULT_NETWORK: &str = "bridge";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum NetworkMode {
@@ -27,7 +30,7 @@ impl NetworkMode {
             "none" => NetworkMode::None,
             "host" => NetworkMode::Host,
             "" => return Err(Error::InvalidOption("--network: empty network name".into())),
-            "default" | "bridge" => NetworkMode::Bridge("bridge".into()),
+            "default" | DEFAULT_NETWORK => NetworkMode::Bridge(DEFAULT_NETWORK.into()),
             _ => match s.strip_prefix("container:") {
                 Some("") => {
                     return Err(Error::InvalidOption(
@@ -38,17 +41,6 @@ impl NetworkMode {
                 None => NetworkMode::Bridge(s.to_string()),
             },
         })
-    }
-
-    /// The mode when `--network` isn't given: the default bridge network, as docker's.
-    pub fn default_mode() -> NetworkMode {
-        NetworkMode::None
-    }
-
-    /// Refuse modes this build can't provide, naming the flag (a network name is
-    /// checked against the network store at create).
-    pub fn check_available(&self) -> Result<()> {
-        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@
 //!   on stop, rm, and before a start) gives back leases and ports and removes the
 //!   namespace file; the kernel deletes the veths with the namespace.
 
-use std::fs;
+use std::fs::{self, File};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,7 @@ use berth_net::{
     netns, parse_publish_all, AttachRequest, InterfaceInfo, NetworkAttach, NetworkStore,
     PortMapping, Protocol,
 };
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
@@ -117,6 +118,29 @@ fn port_mappings(opts: &NetworkOptions, exposed: &[String]) -> Result<Vec<PortMa
         }
     }
     Ok(out)
+}
+
+/// inspect's HostConfig.PortBindings: what `-p` asked for ("" = any host port).
+pub fn port_bindings(opts: &NetworkOptions) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for m in opts
+        .publish
+        .iter()
+        .flat_map(|p| parse_publish_all(p).unwrap_or_default())
+    {
+        let binding = serde_json::json!({
+            "HostIp": if m.host_ip.is_unspecified() { String::new() } else { m.host_ip.to_string() },
+            "HostPort": if m.host_port == 0 { String::new() } else { m.host_port.to_string() },
+        });
+        let key = format!("{}/{}", m.container_port, m.proto);
+        match out.get_mut(&key).and_then(serde_json::Value::as_array_mut) {
+            Some(list) => list.push(binding),
+            None => {
+                out.insert(key, serde_json::json!([binding]));
+            }
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 /// The namespace file of a container.
@@ -291,7 +315,17 @@ impl Engine {
                 store.detach(&rec.id)?;
                 store.attach(&req)?
             }
-            r => r?,
+            // Held by a container that died without giving it back (killed monitor,
+            // reboot): take it back once, then try again.
+            Err(e) => match self.stale_holder(&store, &e, &rec.id) {
+                Some((holder, _lock)) => {
+                    store.detach(&holder)?;
+                    release(&self.paths, &holder)?;
+                    store.attach(&req).map_err(|e| self.name_holder(e))?
+                }
+                None => return Err(self.name_holder(e)),
+            },
+            Ok(a) => a,
         };
         let dir = self.paths.container_dir(&rec.id);
         for (file, contents, dest) in [
@@ -313,6 +347,70 @@ impl Engine {
         Ok(())
     }
 
+    /// The container holding the port or address `e` complains about, if it is dead:
+    /// not running, and not being started (its lock is free; it stays held).
+    fn stale_holder(
+        &self,
+        store: &NetworkStore,
+        e: &berth_net::Error,
+        me: &str,
+    ) -> Option<(String, Option<Flock<File>>)> {
+        let holder = match e {
+            berth_net::Error::PortAllocated { container, .. } => container.clone(),
+            berth_net::Error::AddressInUse { network, ip } => {
+                store
+                    .inspect(network)
+                    .ok()?
+                    .containers
+                    .into_iter()
+                    .find(|c| c.ip == *ip)?
+                    .id
+            }
+            _ => return None,
+        };
+        if holder == me {
+            return None;
+        }
+        let lock = match self.db.get(&holder).ok()? {
+            // Removed, yet still on the network: nothing else can be using it.
+            None => None,
+            Some(_) => {
+                let f = File::options()
+                    .write(true)
+                    .open(self.paths.lock_file(&holder))
+                    .ok()?;
+                let lock = Flock::lock(f, FlockArg::LockExclusiveNonblock).ok()?;
+                if self.monitor_alive(&holder) {
+                    return None;
+                }
+                Some(lock)
+            }
+        };
+        Some((holder, lock))
+    }
+
+    /// Errors name containers by name, not by id.
+    fn name_holder(&self, e: berth_net::Error) -> Error {
+        match e {
+            berth_net::Error::PortAllocated {
+                proto,
+                host_ip,
+                host_port,
+                container,
+            } => berth_net::Error::PortAllocated {
+                proto,
+                host_ip,
+                host_port,
+                container: match self.db.get(&container) {
+                    Ok(Some(r)) => r.name,
+                    _ => container,
+                },
+            }
+            .into(),
+            e => e.into(),
+        }
+    }
+
     /// `berth network connect`: a running container is plugged at once; the network is
     /// kept in its config either way, so every later start joins it too.
     pub fn connect_network(
@@ -321,7 +419,7 @@ impl Engine {
         network: &str,
         aliases: &[String],
         ip: Option<Ipv4Addr>,
-    ) -> Result<InterfaceInfo> {
+    ) -> Result<Option<InterfaceInfo>> {
         let (_lock, mut rec) = self.lock(what)?;
         if !matches!(rec.config.network, NetworkMode::Bridge(_)) {
             return Err(Error::InvalidOption(format!(
@@ -329,20 +427,46 @@ impl Engine {
                 rec.name, rec.config.network
             )));
         }
-        self.require_running(&rec)?;
         let store = self.network_store()?;
         let n = store.get(network)?;
+        let on_it = matches!(&rec.config.network, NetworkMode::Bridge(p) if *p == n.name || *p == n.id)
+            || rec.config.net.connected.iter().any(|c| c.name == n.name);
+        if on_it {
+            return Err(berth_net::Error::AlreadyConnected {
+                container: rec.name.clone(),
+                network: n.name,
+            }
+            .into());
+        }
+        if let Some(ip) = ip {
+            if !n.subnet.contains(ip) {
+                return Err(berth_net::Error::AddressOutsideSubnet {
+                    network: n.name,
+                    ip,
+                    subnet: n.subnet.to_string(),
+                }
+                .into());
+            }
+        }
         let attach = NetworkAttach {
             name: n.name.clone(),
             aliases: aliases.to_vec(),
             ip,
         };
-        let info = store.connect(
-            &rec.id,
-            &rec.name,
-            &netns_path(&self.paths, &rec.id),
-            &attach,
-        )?;
+        // A stopped container joins on its next start, as in docker.
+        let info = if self.live_status(&rec).0 == crate::records::Status::Running {
+            Some(store.connect(
+                &rec.id,
+                &rec.name,
+                &netns_path(&self.paths, &rec.id),
+                &attach,
+            )?)
+        } else if self.monitor_alive(&rec.id) {
+            self.require_running(&rec)?;
+            None
+        } else {
+            None
+        };
         rec.config.net.connected.retain(|c| c.name != n.name);
         rec.config.net.connected.push(ConnectedNetwork {
             name: n.name,
@@ -350,7 +474,9 @@ impl Engine {
             ip,
         });
         if let Err(e) = self.db.set_config(&rec.id, &rec.config) {
-            let _ = store.disconnect(&rec.id, network);
+            if info.is_some() {
+                let _ = store.disconnect(&rec.id, network);
+            }
             return Err(e);
         }
         Ok(info)

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 use berth_engine::container::exec::ExecRequest;
 use berth_engine::logs::{parse_since, LogOptions};
-use berth_engine::{CreateRequest, Engine, EngineConfig, NetworkMode};
+use berth_engine::{CreateRequest, Engine, NetworkMode};
 use clap::{ArgAction, Args, Subcommand};
 
 use super::Globals;
@@ -400,9 +400,7 @@ fn parse_memory(s: &str) -> std::result::Result<i64, String> {
 }
 
 fn engine(g: &Globals) -> Result<Engine> {
-    let mut cfg = EngineConfig::new(&g.root);
-    cfg.run_root = g.run_root.clone();
-    Engine::open(cfg).with_context(|| format!("open engine root {}", g.root.display()))
+    g.engine()
 }
 
 /// Runs a container command; the process exit status (docker's: 125 for engine errors,

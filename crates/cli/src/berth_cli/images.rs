@@ -326,10 +326,7 @@ fn save(s: &ImageStore, a: SaveArgs) -> Result<()> {
 
 /// Tells the store which images containers were created from, so rmi and prune keep them.
 fn protect_images_in_use(g: &Globals, s: &mut ImageStore) -> Result<()> {
-    let mut cfg = berth_engine::EngineConfig::new(&g.root);
-    cfg.run_root = g.run_root.clone();
-    let engine = berth_engine::Engine::open(cfg)
-        .with_context(|| format!("open engine root {}", g.root.display()))?;
+    let engine = g.engine()?;
     let mut in_use = Vec::new();
     for (image, container) in engine.images_in_use()? {
         let id = image

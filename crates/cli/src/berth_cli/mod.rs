@@ -12,7 +12,7 @@ mod volumes;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -25,6 +25,10 @@ struct Cli {
     /// /run/berth)
     #[arg(long = "runroot", global = true, value_name = "DIR")]
     run_root: Option<PathBuf>,
+    /// The network of containers run without --network: bridge (default), none, host or
+    /// a network name ($BERTH_DEFAULT_NETWORK; like dockerd's --bridge none)
+    #[arg(long, global = true, value_name = "NETWORK")]
+    default_network: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +64,27 @@ pub struct Globals {
     pub root: PathBuf,
     /// The engine's volatile state directory.
     pub run_root: PathBuf,
+    /// `--default-network` / $BERTH_DEFAULT_NETWORK, when given.
+    pub default_network: Option<String>,
+}
+
+impl Globals {
+    /// The engine's configuration from the global options.
+    pub fn engine_config(&self) -> Result<berth_engine::EngineConfig> {
+        let mut cfg = berth_engine::EngineConfig::new(&self.root);
+        cfg.run_root = self.run_root.clone();
+        if let Some(n) = &self.default_network {
+            cfg.default_network = berth_engine::NetworkMode::parse(n)
+                .map_err(|e| anyhow::anyhow!("--default-network: {e}"))?;
+        }
+        Ok(cfg)
+    }
+
+    /// The engine, opened with the global options.
+    pub fn engine(&self) -> Result<berth_engine::Engine> {
+        berth_engine::Engine::open(self.engine_config()?)
+            .with_context(|| format!("open engine root {}", self.root.display()))
+    }
 }
 
 pub fn main() -> i32 {
@@ -77,6 +102,9 @@ pub fn main() -> i32 {
             .run_root
             .or_else(|| std::env::var_os("BERTH_RUNROOT").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(berth_engine::paths::DEFAULT_RUN_ROOT)),
+        default_network: cli
+            .default_network
+            .or_else(|| std::env::var("BERTH_DEFAULT_NETWORK").ok()),
     };
     let res: Result<()> = match cli.command {
         Command::Images(c) => images::run(&globals, c),

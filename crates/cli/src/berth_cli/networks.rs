@@ -2,7 +2,7 @@
 //! of the network layer (`network-dns`, `port-proxy`). All logic lives in berth-net.
 
 use anyhow::{bail, Result};
-use berth_engine::{Engine, EngineConfig};
+use berth_engine::Engine;
 use berth_net::{CreateOptions, NetworkStore};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
@@ -94,9 +94,7 @@ pub fn port_proxy(a: HelperArgs) -> i32 {
 }
 
 fn engine(g: &Globals) -> Result<Engine> {
-    let mut cfg = EngineConfig::new(&g.root);
-    cfg.run_root = g.run_root.clone();
-    Ok(Engine::open(cfg)?)
+    g.engine()
 }
 
 pub fn run(g: &Globals, cmd: NetworkCommand) -> Result<()> {

@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use berth_engine::volumes::{Volume, VolumeStore};
-use berth_engine::{Engine, EngineConfig};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -66,11 +65,7 @@ fn details(v: &Volume) -> serde_json::Value {
 pub fn run(g: &Globals, cmd: VolumeCommand) -> Result<()> {
     let store = VolumeStore::open(&g.root)
         .with_context(|| format!("open volumes under {}", g.root.display()))?;
-    let in_use = || -> Result<Vec<String>> {
-        let mut cfg = EngineConfig::new(&g.root);
-        cfg.run_root = g.run_root.clone();
-        Ok(Engine::open(cfg)?.volumes_in_use()?)
-    };
+    let in_use = || -> Result<Vec<String>> { Ok(g.engine()?.volumes_in_use()?) };
     match cmd {
         VolumeCommand::Create { name, label } => {
             let labels: Vec<(String, String)> = label
@@ -154,9 +149,7 @@ pub fn run(g: &Globals, cmd: VolumeCommand) -> Result<()> {
 
 /// The names of the containers that mount volume `name`.
 fn users_of(g: &Globals, name: &str) -> Result<Vec<String>> {
-    let mut cfg = EngineConfig::new(&g.root);
-    cfg.run_root = g.run_root.clone();
-    let e = Engine::open(cfg)?;
+    let e = g.engine()?;
     Ok(e.list(true)?
         .into_iter()
         .filter(|c| {

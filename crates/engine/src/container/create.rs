@@ -351,8 +351,7 @@ impl Engine {
         let network = req
             .network
             .clone()
-            .unwrap_or_else(NetworkMode::default_mode);
-        network.check_available()?;
+            .unwrap_or_else(|| self.config.default_network.clone());
         let network = match network {
             NetworkMode::Container(c) => NetworkMode::Container(self.db.find(&c)?.id),
             m => m,

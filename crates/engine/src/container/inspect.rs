@@ -129,6 +129,10 @@ impl Engine {
             "HostConfig": {
                 "Binds": binds,
                 "NetworkMode": c.network.to_string(),
+                "PortBindings": crate::networking::port_bindings(&c.net),
+                "PublishAllPorts": c.net.publish_all,
+                "Dns": c.net.dns,
+                "ExtraHosts": c.net.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect::<Vec<_>>(),
                 "AutoRemove": c.auto_remove,
                 "ReadonlyRootfs": c.read_only,
                 "Memory": c.memory.unwrap_or(0),
