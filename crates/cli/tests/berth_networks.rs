@@ -879,6 +879,20 @@ fn a_killed_monitor_or_a_wiped_run_root_does_not_block_the_next_start() {
             );
             assert!(!ruleset().contains("8085"), "{}", ruleset());
             assert!(!links().contains("bth"), "{}", links());
+            // After a reboot (the run root's marker went with /run) the first command of
+            // any kind releases what a dead container held.
+            env.ok(&["start", "crash"]);
+            kill_all();
+            assert!(ruleset().contains("8085"), "{}", ruleset());
+            fs::remove_file(env.run_root.join("reconciled")).expect("the boot marker");
+            env.ok(&["ps", "-a"]);
+            assert_eq!(
+                env.network("crashnet")["Containers"]
+                    .as_object()
+                    .map(|o| o.len()),
+                Some(0)
+            );
+            assert!(!ruleset().contains("8085"), "{}", ruleset());
             env.ok(&["rm", "crash"]);
             env.assert_nothing_half_made();
         },

@@ -63,7 +63,28 @@ impl Engine {
             fs::create_dir_all(&d).map_err(|source| Error::Io { path: d, source })?;
         }
         let db = Records::open(&paths.database())?;
-        Ok(Engine { paths, db, config })
+        let engine = Engine { paths, db, config };
+        engine.reconcile_after_boot();
+        Ok(engine)
+    }
+
+    /// The run root is volatile: when it is new (a reboot, or the first use) no monitor
+    /// can be alive, so what crashed containers left in the network store (leases,
+    /// published ports, endpoints, name servers) is cleaned up once, as a daemon would at
+    /// its start-up. The marker is made first (O_EXCL) so concurrent commands do it once.
+    fn reconcile_after_boot(&self) {
+        let marker = self.paths.run_root.join("reconciled");
+        let first = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok();
+        if first {
+            if let Err(e) = self.reconcile_networks() {
+                // Not fatal for the command at hand; `network prune` retries it.
+                eprintln!("berth: warning: network clean-up after a restart: {e}");
+            }
+        }
     }
 
     pub fn paths(&self) -> &Paths {
