@@ -25,6 +25,8 @@ rm -rf "$QS/rootfs"
 scripts/busybox-rootfs.sh "$QS/rootfs"
 tar --numeric-owner -C "$QS/rootfs" -cf "$QS/busybox.tar" .
 "$BERTH" import "$QS/busybox.tar" busybox:quickstart
+# A re-run moves the tag to the new import: drop the image the last run left untagged.
+"$BERTH" image prune -f >/dev/null
 "$BERTH" images
 
 NAME=quickstart-$$
