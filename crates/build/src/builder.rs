@@ -425,6 +425,9 @@ impl Builder<'_> {
                     message: e.to_string(),
                 })?;
         }
+        // From here on layers exist before the image that refers to them: a concurrent
+        // rmi/prune must not collect them.
+        let _lease = self.store.lease()?;
         let mut last = None;
         for &i in &needed {
             let state = self.build_stage(i, &bases[i], progress)?;

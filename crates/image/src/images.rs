@@ -97,6 +97,11 @@ pub struct Loaded {
 /// A held writer lock on the root.
 pub(crate) struct RootLock(#[allow(dead_code)] Flock<File>);
 
+/// Held by work that makes layers and blobs before an image refers to them (a build):
+/// while any lease is held, garbage collection leaves unreferenced blobs and layers alone
+/// (the next collection takes them), like containerd's leases.
+pub struct Lease(#[allow(dead_code)] Flock<File>);
+
 impl ImageStore {
     /// Open (creating) the store under `root`.
     pub fn open(root: impl AsRef<Path>) -> Result<ImageStore> {
@@ -129,12 +134,7 @@ impl ImageStore {
 
     pub(crate) fn lock(&self) -> Result<RootLock> {
         let p = self.root.join("lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .at(&p)?;
+        let f = Self::open_lock_file(&p)?;
         Flock::lock(f, FlockArg::LockExclusive)
             .map(RootLock)
             .map_err(|(_, e)| Error::Io {
@@ -331,7 +331,45 @@ impl ImageStore {
 
     /// Remove blobs no image refers to, layers no image uses, and leftovers in tmp/.
     /// The caller holds the lock.
+    /// Takes a lease (a shared lock on `<root>/gc.lock`) until the value is dropped.
+    pub fn lease(&self) -> Result<Lease> {
+        let p = self.root.join("gc.lock");
+        let f = Self::open_lock_file(&p)?;
+        Flock::lock(f, FlockArg::LockShared)
+            .map(Lease)
+            .map_err(|(_, e)| Error::Io {
+                path: p,
+                source: e.into(),
+            })
+    }
+
+    fn open_lock_file(p: &Path) -> Result<File> {
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(p)
+            .at(p)
+    }
+
+    /// Whether no lease is held; the returned lock keeps new leases out while collecting.
+    fn no_lease(&self) -> Result<Option<Flock<File>>> {
+        let p = self.root.join("gc.lock");
+        let f = Self::open_lock_file(&p)?;
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(Some(l)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(Error::Io {
+                path: p,
+                source: e.into(),
+            }),
+        }
+    }
+
     pub(crate) fn gc(&self) -> Result<()> {
+        let Some(_no_lease) = self.no_lease()? else {
+            return self.write_index();
+        };
         let mut keep = BTreeSet::new();
         for img in self.db.images()? {
             keep.insert(img.manifest.clone());

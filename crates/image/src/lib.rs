@@ -31,4 +31,4 @@ mod sys;
 pub use archive::SaveFormat;
 pub use digest::Digest;
 pub use error::{Error, Result};
-pub use images::{ImageStore, Loaded, Removed, DEFAULT_ROOT};
+pub use images::{ImageStore, Lease, Loaded, Removed, DEFAULT_ROOT};

@@ -233,6 +233,30 @@ fn tag_rmi_prune() {
 }
 
 #[test]
+fn a_lease_defers_collection() {
+    need_root!();
+    let tmp = tempdir();
+    let mut s = ImageStore::open(tmp.path().join("r")).expect("open");
+    let a = image_plain(vec![tar_of(&[file("a", "1")])]);
+    s.load_archive(&mut &oci_archive(&[(&a, "x:1")])[..], "a.tar")
+        .expect("load");
+    let layers = || {
+        fs::read_dir(tmp.path().join("r/layers"))
+            .expect("layers")
+            .count()
+    };
+    // A build holds a lease while its layers have no image yet: removing an image then
+    // leaves unreferenced layers and blobs for a later collection.
+    let lease = s.lease().expect("lease");
+    s.remove("x:1", false).expect("rmi");
+    assert_eq!(layers(), 1);
+    assert_eq!(blobs_of(s.root()).len(), 3);
+    drop(lease);
+    assert_eq!(s.prune().expect("prune"), Vec::<Digest>::new());
+    assert_store_empty(s.root());
+}
+
+#[test]
 fn prune_removes_untagged() {
     need_root!();
     let tmp = tempdir();
