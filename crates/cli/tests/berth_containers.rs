@@ -1257,3 +1257,51 @@ fn images_used_by_containers_are_kept() {
     assert!(env.ok(&["image", "prune", "-f"]).contains("Deleted: "));
     assert_eq!(env.ok(&["images", "-q"]).trim(), "");
 }
+
+#[test]
+fn etc_files_in_every_network_mode() {
+    need_root!();
+    let env = Env::new("etcfiles");
+    // none: localhost resolves and the hostname is the container's, as docker.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-h",
+        "box1",
+        "bb",
+        "sh",
+        "-c",
+        "grep localhost /etc/hosts; cat /etc/hostname; test -f /etc/resolv.conf && echo resolv",
+    ]);
+    assert!(out.contains("127.0.0.1\tlocalhost"), "{out}");
+    assert!(out.contains("box1\n") && out.contains("resolv"), "{out}");
+    // host: the host's own resolv.conf (its namespace, its resolvers).
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "bb",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(out, host);
+    // container:NAME: the other container's files.
+    env.ok(&[
+        "run", "-d", "--name", "owner", "-h", "owner1", "bb", "sleep", "1000",
+    ]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        "bb",
+        "cat",
+        "/etc/hostname",
+    ]);
+    assert_eq!(out, "owner1\n");
+    env.ok(&["rm", "-f", "owner"]);
+}

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use berth_net::{
-    netns, parse_publish_all, AttachRequest, InterfaceInfo, NetworkAttach, NetworkStore,
+    hosts, netns, parse_publish_all, AttachRequest, InterfaceInfo, NetworkAttach, NetworkStore,
     PortMapping, Protocol,
 };
 use nix::fcntl::{Flock, FlockArg};
@@ -28,6 +28,16 @@ use crate::network::NetworkMode;
 use crate::paths::Paths;
 use crate::records::ContainerRecord;
 use crate::spec::{MountKind, MountSpec, NetworkNamespace};
+
+/// The files every container gets from its network set-up: name in the container
+/// directory, path in the container.
+const ETC_FILES: [(&str, &str); 3] = [
+    ("hosts", "/etc/hosts"),
+    ("resolv.conf", "/etc/resolv.conf"),
+    ("hostname", "/etc/hostname"),
+];
+
+const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// The network options of `berth create/run` besides `--network` (kept in the container's
 /// config, applied on every start).
@@ -247,20 +257,54 @@ impl Engine {
         mounts: &mut Vec<MountSpec>,
     ) -> Result<NetworkNamespace> {
         let id = &rec.id;
-        match &rec.config.network {
-            NetworkMode::Host => Ok(NetworkNamespace::Host),
+        let c = &rec.config;
+        match &c.network {
+            NetworkMode::Host => {
+                // The host's own files, as docker copies them: the namespace is the host's.
+                let host = |p: &str| fs::read_to_string(p).unwrap_or_default();
+                self.mount_etc_files(
+                    id,
+                    &host("/etc/hosts"),
+                    &host(HOST_RESOLV_CONF),
+                    &hosts::hostname_file(&c.hostname),
+                    mounts,
+                )?;
+                Ok(NetworkNamespace::Host)
+            }
             NetworkMode::Container(other) => {
                 let o = self.db.find(other)?;
                 self.require_running(&o)?;
+                // The other container's files: one namespace, one view of names.
+                let dir = self.paths.container_dir(&o.id);
+                for (file, dest) in ETC_FILES {
+                    let source = dir.join(file);
+                    if source.exists() && !mounts.iter().any(|m| m.destination == dest) {
+                        mounts.push(MountSpec {
+                            source,
+                            destination: dest.to_string(),
+                            kind: MountKind::Bind { read_only: true },
+                        });
+                    }
+                }
                 Ok(NetworkNamespace::Path(PathBuf::from(format!(
                     "/proc/{}/ns/net",
                     o.state.pid
                 ))))
             }
-            NetworkMode::None => Ok(NetworkNamespace::Path(netns::create(
-                &self.paths.run_root,
-                id,
-            )?)),
+            NetworkMode::None => {
+                let host_resolv = fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
+                self.mount_etc_files(
+                    id,
+                    &hosts::hosts_file(&c.hostname, None, &[]),
+                    &hosts::resolv_conf(&c.net.dns, &host_resolv),
+                    &hosts::hostname_file(&c.hostname),
+                    mounts,
+                )?;
+                Ok(NetworkNamespace::Path(netns::create(
+                    &self.paths.run_root,
+                    id,
+                )?))
+            }
             NetworkMode::Bridge(name) => {
                 let marker = attached_marker(&self.paths, id);
                 fs::write(&marker, b"").map_err(io_err(&marker))?;
@@ -327,12 +371,22 @@ impl Engine {
             },
             Ok(a) => a,
         };
-        let dir = self.paths.container_dir(&rec.id);
-        for (file, contents, dest) in [
-            ("hosts", &att.hosts, "/etc/hosts"),
-            ("resolv.conf", &att.resolv_conf, "/etc/resolv.conf"),
-            ("hostname", &att.hostname, "/etc/hostname"),
-        ] {
+        self.mount_etc_files(&rec.id, &att.hosts, &att.resolv_conf, &att.hostname, mounts)
+    }
+
+    /// Writes the container's /etc/hosts, /etc/resolv.conf and /etc/hostname into its
+    /// directory and bind-mounts them (in every network mode, as docker does: an image
+    /// without them still resolves localhost and, on a network, names).
+    fn mount_etc_files(
+        &self,
+        id: &str,
+        hosts: &str,
+        resolv_conf: &str,
+        hostname: &str,
+        mounts: &mut Vec<MountSpec>,
+    ) -> Result<()> {
+        let dir = self.paths.container_dir(id);
+        for ((file, dest), contents) in ETC_FILES.into_iter().zip([hosts, resolv_conf, hostname]) {
             let path = dir.join(file);
             fs::write(&path, contents).map_err(io_err(&path))?;
             // A user's own mount of the file wins, as in docker.
