@@ -434,6 +434,20 @@ fn logs_follow_tail_timestamps() {
     assert_eq!(r.stderr, "two\n");
     assert_eq!(env.ok(&["logs", "--tail", "1", "talker"]), "four\n");
     let ts = env.ok(&["logs", "-t", "talker"]);
+    // --until the time "three" was logged: only what came before it.
+    let three = ts
+        .lines()
+        .find_map(|l| l.strip_suffix(" three"))
+        .expect("three's time");
+    let r = env.run(&["logs", "--until", three, "talker"]);
+    assert_eq!(
+        (r.stdout.as_str(), r.code),
+        ("one\n", Some(0)),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr, "two\n");
+    assert_eq!(env.ok(&["logs", "--until", "1", "talker"]), "");
     let first = ts.lines().next().expect("line");
     assert!(
         first.ends_with("Z one") && first.starts_with("20"),

@@ -138,6 +138,8 @@ pub struct LogOptions {
     pub follow: bool,
     /// Only lines logged at or after this time.
     pub since: Option<SystemTime>,
+    /// Only lines logged before this time; `follow` stops once it has passed.
+    pub until: Option<SystemTime>,
     /// Only the last N lines (before `since` is applied, as docker).
     pub tail: Option<usize>,
     /// Prefix every line with its RFC 3339 time.
@@ -218,7 +220,8 @@ fn follow(
             out.flush().map_err(io)?;
             err.flush().map_err(io)?;
         }
-        if !running {
+        let past_until = opts.until.is_some_and(|u| SystemTime::now() >= u);
+        if !running || past_until {
             return Ok(());
         }
         std::thread::sleep(FOLLOW_POLL);
@@ -235,10 +238,12 @@ fn print_entry(
     let Ok(entry) = serde_json::from_slice::<Entry>(line) else {
         return Ok(());
     };
-    if let Some(since) = opts.since {
-        match parse_rfc3339(&entry.time) {
-            Some(t) if t >= since => {}
-            _ => return Ok(()),
+    if opts.since.is_some() || opts.until.is_some() {
+        let Some(t) = parse_rfc3339(&entry.time) else {
+            return Ok(());
+        };
+        if opts.since.is_some_and(|s| t < s) || opts.until.is_some_and(|u| t >= u) {
+            return Ok(());
         }
     }
     let sink: &mut dyn Write = if entry.stream == "stderr" { err } else { out };
@@ -307,10 +312,19 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
-/// `--since`/`--until` as docker takes them: an RFC 3339 time, a Unix time
-/// (`1700000000` or `1700000000.5`), or a duration before `now` (`10m`, `1h30m`, `45s`).
+/// `--since` as docker takes it: an RFC 3339 time, a Unix time (`1700000000` or
+/// `1700000000.5`), or a duration before `now` (`10m`, `1h30m`, `45s`).
 pub fn parse_since(s: &str, now: SystemTime) -> Result<SystemTime> {
-    let bad = || Error::InvalidOption(format!("invalid value for \"since\": {s:?}"));
+    parse_time(s, now, "since")
+}
+
+/// `--until`, in the same forms as `--since`.
+pub fn parse_until(s: &str, now: SystemTime) -> Result<SystemTime> {
+    parse_time(s, now, "until")
+}
+
+fn parse_time(s: &str, now: SystemTime, flag: &str) -> Result<SystemTime> {
+    let bad = || Error::InvalidOption(format!("invalid value for \"{flag}\": {s:?}"));
     if let Some(t) = parse_rfc3339(s) {
         return Ok(t);
     }
@@ -468,6 +482,22 @@ mod tests {
             },
         );
         assert_eq!((out.as_str(), err.as_str()), ("", ""));
+        // --until: everything was logged before a minute from now, nothing before the epoch.
+        let until = |t| {
+            read(
+                &path,
+                &LogOptions {
+                    until: Some(t),
+                    ..Default::default()
+                },
+            )
+        };
+        let (out, err) = until(SystemTime::now() + Duration::from_secs(60));
+        assert_eq!(
+            (out.as_str(), err.as_str()),
+            ("one\ntwo\nthree", "oops \"quoted\"\n")
+        );
+        assert_eq!(until(UNIX_EPOCH).0, "");
         // No log yet is an empty log.
         assert_eq!(read(&dir.path().join("none"), &LogOptions::default()).0, "");
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use berth_engine::container::exec::ExecRequest;
-use berth_engine::logs::{parse_since, LogOptions};
+use berth_engine::logs::{parse_since, parse_until, LogOptions};
 use berth_engine::{CreateRequest, Engine, NetworkMode};
 use clap::{ArgAction, Args, Subcommand};
 
@@ -352,6 +352,9 @@ pub struct LogsArgs {
     /// Only output since this time (RFC 3339, unix seconds, or a duration like 10m)
     #[arg(long)]
     since: Option<String>,
+    /// Only output before this time (same forms as --since)
+    #[arg(long)]
+    until: Option<String>,
     /// Number of lines from the end ("all" for every line)
     #[arg(short = 'n', long)]
     tail: Option<String>,
@@ -844,6 +847,11 @@ fn logs(g: &Globals, a: LogsArgs) -> Result<i32> {
         .as_deref()
         .map(|s| parse_since(s, SystemTime::now()))
         .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| parse_until(s, SystemTime::now()))
+        .transpose()?;
     let tail = match a.tail.as_deref() {
         None | Some("all") => None,
         Some(n) => Some(
@@ -854,6 +862,7 @@ fn logs(g: &Globals, a: LogsArgs) -> Result<i32> {
     let opts = LogOptions {
         follow: a.follow,
         since,
+        until,
         tail,
         timestamps: a.timestamps,
     };
