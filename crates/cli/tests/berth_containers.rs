@@ -158,6 +158,29 @@ impl Env {
         r.stdout
     }
 
+    /// `berth ARGS` on a real terminal (script(1) makes the pty), `input` typed into it.
+    fn in_pty(&self, args: &str, input: &[u8]) -> Res {
+        let line = format!(
+            "{BERTH} --root {} --runroot {} {args}",
+            self.root.display(),
+            self.run_root.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script");
+        child
+            .stdin
+            .as_mut()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write");
+        wait_output(child, Duration::from_secs(30), &["script", args])
+    }
+
     fn inspect(&self, c: &str) -> Value {
         let v: Value = serde_json::from_str(&self.ok(&["inspect", c])).expect("json");
         v[0].clone()
@@ -464,25 +487,10 @@ fn interactive_terminal_through_a_pty() {
         return;
     }
     let env = Env::new("tty");
-    let line = format!(
-        "{BERTH} --root {} --runroot {} --default-network none run --rm -it bb sh",
-        env.root.display(),
-        env.run_root.display()
+    let r = env.in_pty(
+        "--default-network none run --rm -it bb sh",
+        b"tty; echo in-shell-$((6*7))\nexit 7\n",
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
-    child
-        .stdin
-        .as_mut()
-        .expect("stdin")
-        .write_all(b"tty; echo in-shell-$((6*7))\nexit 7\n")
-        .expect("write");
-    let r = wait_output(child, Duration::from_secs(30), &["script"]);
     assert_eq!(r.code, Some(7), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("in-shell-42"), "{}", r.stdout);
     assert!(r.stdout.contains("/dev/pts/"), "{}", r.stdout);
@@ -490,25 +498,7 @@ fn interactive_terminal_through_a_pty() {
 
     // exec -it into a running container, through a pty too.
     env.ok(&["run", "-d", "--name", "tt", "bb", "sleep", "1000"]);
-    let line = format!(
-        "{BERTH} --root {} --runroot {} exec -it tt sh",
-        env.root.display(),
-        env.run_root.display()
-    );
-    let mut child = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
-    child
-        .stdin
-        .as_mut()
-        .expect("stdin")
-        .write_all(b"tty; echo exec-$((6*7))\nexit 5\n")
-        .expect("write");
-    let r = wait_output(child, Duration::from_secs(30), &["script exec"]);
+    let r = env.in_pty("exec -it tt sh", b"tty; echo exec-$((6*7))\nexit 5\n");
     assert_eq!(r.code, Some(5), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("exec-42"), "{}", r.stdout);
     assert!(r.stdout.contains("/dev/pts/"), "{}", r.stdout);
