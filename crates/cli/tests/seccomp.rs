@@ -293,6 +293,7 @@ fn notify_listener(path: PathBuf) -> std::thread::JoinHandle<Result<Received, St
         let stream = loop {
             match listener.accept() {
                 Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if Instant::now() > deadline {
                         return Err("nobody connected to the listener".into());
@@ -311,13 +312,18 @@ fn notify_listener(path: PathBuf) -> std::thread::JoinHandle<Result<Received, St
         let mut buf = vec![0u8; 64 * 1024];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-        let msg = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(|e| e.to_string())?;
+        // A signal meant for another test's child can land on this thread: retry.
+        let msg = loop {
+            match recvmsg::<()>(
+                stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.map_err(|e| e.to_string())?,
+            }
+        };
         let mut fds = Vec::new();
         for c in msg.cmsgs().map_err(|e| e.to_string())? {
             if let ControlMessageOwned::ScmRights(v) = c {

@@ -15,6 +15,7 @@ use berth_build::{BuildOptions, DockerfileInput, Event, Network, Progress};
 use berth_image::ImageStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::output::parse_rfc3339;
 use super::Globals;
 
 #[derive(clap::Args, Debug)]
@@ -259,23 +260,6 @@ fn human_size(n: u64) -> String {
         &s
     };
     format!("{s}{}", units[i])
-}
-
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (h, mi, se) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    // days_from_civil (Howard Hinnant).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400 + h * 3600 + mi * 60 + se)
 }
 
 fn ago(secs: i64) -> String {

@@ -75,7 +75,7 @@ pub(super) fn images(s: &ImageStore, a: &ImagesArgs) -> Result<()> {
 }
 
 /// "YYYY-MM-DDTHH:MM:SS..." → unix seconds (UTC; offsets other than Z are ignored).
-fn parse_rfc3339(s: &str) -> Option<i64> {
+pub(super) fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 19 {
         return None;
