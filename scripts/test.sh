@@ -17,7 +17,8 @@ echo "== cargo test --workspace"
 if [ "$(id -u)" -ne 0 ]; then
     echo "note: not root: tests that need root will skip themselves" >&2
 fi
-cargo test --workspace
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --workspace --no-fail-fast
 
 # berth-runtime under docker, podman and containerd next to runc (tests/clients/run.sh:
 # installs docker.io/containerd/podman, starts private daemons in a network namespace of

@@ -33,12 +33,9 @@ impl Cache {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
+        let conn = berth_sqlite::open(
+            &path,
+            "PRAGMA synchronous=NORMAL;
              CREATE TABLE IF NOT EXISTS build_cache(
                 key TEXT PRIMARY KEY, config BLOB NOT NULL, layers TEXT NOT NULL,
                 created INTEGER NOT NULL);",

@@ -5,7 +5,6 @@
 //! Names are UNIQUE in the table, so two concurrent creates of one name can't both win.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -137,14 +136,12 @@ impl Records {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         // synchronous=NORMAL: in WAL mode a crash of any process loses nothing; only a
         // power cut may lose the last state changes, which a container record can afford
         // (and a start doesn't pay an fsync per state change).
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
+        let conn = berth_sqlite::open(
+            path,
+            "PRAGMA synchronous=NORMAL;
              CREATE TABLE IF NOT EXISTS containers(
                 id TEXT PRIMARY KEY,
                 name TEXT NOT NULL UNIQUE,

@@ -74,12 +74,9 @@ impl VolumeStore {
             path: db_path.clone(),
             source,
         };
-        let conn = Connection::open(&db_path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS volumes(
+        let conn = berth_sqlite::open(
+            &db_path,
+            "CREATE TABLE IF NOT EXISTS volumes(
                 name TEXT PRIMARY KEY,
                 created INTEGER NOT NULL,
                 labels TEXT NOT NULL DEFAULT '[]',

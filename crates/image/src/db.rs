@@ -48,12 +48,9 @@ impl Db {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=FULL;
+        let conn = berth_sqlite::open(
+            path,
+            "PRAGMA synchronous=FULL;
              PRAGMA foreign_keys=ON;
              CREATE TABLE IF NOT EXISTS images(
                 manifest TEXT PRIMARY KEY, config TEXT NOT NULL,

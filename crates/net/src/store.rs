@@ -10,7 +10,6 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -86,17 +85,11 @@ impl Db {
             path: root.to_path_buf(),
             source,
         })?;
-        let conn = Connection::open(&path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        // Closing must not checkpoint (an fsync'ing write on every attach's exit path);
-        // commits checkpoint as the WAL grows.
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-            .map_err(err)?;
-        conn.execute_batch(
+        let conn = berth_sqlite::open(
+            &path,
             // NORMAL: a commit doesn't wait for fsync (a checkpoint does). Leases lost to
             // a power cut are leases of containers the reboot ended: reconcile frees them.
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
+            "PRAGMA synchronous=NORMAL;
              PRAGMA foreign_keys=ON;
              CREATE TABLE IF NOT EXISTS net_networks(
                 id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, bridge TEXT NOT NULL UNIQUE,
@@ -120,6 +113,10 @@ impl Db {
                 container_id TEXT PRIMARY KEY, pid INTEGER NOT NULL);",
         )
         .map_err(err)?;
+        // Closing must not checkpoint (an fsync'ing write on every attach's exit path);
+        // commits checkpoint as the WAL grows.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(err)?;
         Ok(Db { conn, path })
     }
 
