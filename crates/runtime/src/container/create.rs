@@ -209,6 +209,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Created> {
         let _ = waitpid(child, None);
         init_pid = Pid::from_raw(raw);
         cleanup.pids = vec![init_pid];
+        parent_end.send_or_peer_error(Tag::Adopted, b"")?;
     }
     if plan.new_user {
         namespaces::write_id_maps(

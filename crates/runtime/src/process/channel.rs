@@ -28,6 +28,9 @@ pub enum Tag {
     InitPid = 7,
     /// init -> runtime: the terminal's master side rides along as SCM_RIGHTS.
     Console = 8,
+    /// runtime -> init: after a second fork, the first child is reaped, so the real init
+    /// is the runtime's child now (its death signal can be armed).
+    Adopted = 9,
 }
 
 impl Tag {
@@ -41,6 +44,7 @@ impl Tag {
             6 => Tag::Error,
             7 => Tag::InitPid,
             8 => Tag::Console,
+            9 => Tag::Adopted,
             _ => return None,
         })
     }

@@ -339,21 +339,18 @@ fn setgroups_allowed() -> bool {
 /// runtime is our subreaper, so the grandchild is adopted by it when we exit.
 fn second_fork(a: &InitArgs) -> Result<()> {
     nix::sched::unshare(CloneFlags::CLONE_NEWPID).sys(|| "creating pid namespace".into())?;
-    // The death signal fires when the *current* parent exits, and ours (this process) exits
-    // right away: arm it only once we belong to the runtime, i.e. when the pipe's write end
-    // (held by this process alone) reads EOF.
-    let (gone_r, gone_w) = nix::unistd::pipe().sys(|| "pipe".into())?;
     match sys::clone_process(0).sys(|| "fork into the pid namespace".into())? {
         sys::Forked::Child => {
-            drop(gone_w);
-            let mut b = [0u8; 1];
-            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&gone_r, &mut b) {}
-            drop(gone_r);
+            // The death signal fires when the *current* parent exits, and ours exits right
+            // away: arm it only once the runtime has reaped that parent, since the kernel
+            // hands us to the subreaper before the exit can be reaped. (Anything earlier,
+            // e.g. EOF on a pipe the parent held, races with the reparenting and gets us
+            // killed.) If the runtime dies first, the channel reads EOF and we exit.
+            a.channel.expect(Tag::Adopted)?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys(|| "PR_SET_PDEATHSIG".into())?;
             Ok(())
         }
         sys::Forked::Parent(pid) => {
-            drop(gone_r);
             let _ = a
                 .channel
                 .send(Tag::InitPid, pid.as_raw().to_string().as_bytes());
