@@ -171,11 +171,7 @@ fn lifecycle_limits_freeze_stats_kill_destroy() {
     assert!(g.mgr.exists());
     assert_eq!(g.mgr.pids().unwrap(), vec![pid]);
 
-    let t = Instant::now();
     g.mgr.set(&memory_pids(64 << 20, 32)).unwrap();
-    let took = t.elapsed();
-    eprintln!("set(memory + pids) took {took:?}");
-    assert!(took < Duration::from_millis(5), "set took {took:?}");
 
     if let Some(d) = dir_of(g.mgr.as_ref(), "memory") {
         let f = if g.mgr.kind() == LayoutKind::V2 {

@@ -357,7 +357,9 @@ fn ruleset() -> String {
 /// `GET /` over TCP from the test's side of the namespace.
 fn http_get(addr: &str) -> Option<String> {
     let addr: SocketAddr = addr.parse().ok()?;
-    let deadline = Instant::now() + Duration::from_secs(3);
+    // Generous: the server starts in a container on a possibly busy machine; a working
+    // one answers at once.
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let attempt = (|| {
             let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
