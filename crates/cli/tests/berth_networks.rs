@@ -444,7 +444,28 @@ fn user_network_names_ping_tcp_and_isolation() {
         );
         assert!(files.contains("\tbox") || files.contains(" box"), "{files}");
         assert!(files.contains("nameserver 172."), "{files}");
-        env.ok(&["rm", "-f", "web"]);
+        // Renamed while running: the name server answers to the new name at once, and no
+        // longer to the old one; the alias stays.
+        env.ok(&["rename", "web", "web2"]);
+        let renamed = env.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            "bb",
+            "sh",
+            "-c",
+            "ping -c1 -W2 web2 && ping -c1 -W2 www && if ping -c1 -W1 web; then echo OLD_NAME; fi",
+        ]);
+        assert_eq!(
+            renamed.code,
+            Some(0),
+            "{}{}",
+            renamed.stdout,
+            renamed.stderr
+        );
+        assert!(!renamed.stdout.contains("OLD_NAME"), "{}", renamed.stdout);
+        env.ok(&["rm", "-f", "web2"]);
     });
 }
 

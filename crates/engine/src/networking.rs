@@ -192,7 +192,7 @@ pub fn release(paths: &Paths, id: &str) -> Result<()> {
 }
 
 impl Engine {
-    fn network_store(&self) -> Result<NetworkStore> {
+    pub(crate) fn network_store(&self) -> Result<NetworkStore> {
         Ok(NetworkStore::open(&self.paths.root, &self.paths.run_root)?)
     }
 

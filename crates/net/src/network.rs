@@ -789,6 +789,12 @@ impl NetworkStore {
         Ok(())
     }
 
+    /// A renamed container: its networks' name servers answer to the new name at once
+    /// (they read the endpoints on every query), the old name stops resolving.
+    pub fn rename(&self, container_id: &str, new_name: &str) -> Result<()> {
+        self.db().rename_endpoints(container_id, new_name)
+    }
+
     /// The published ports of a container (`berth port`).
     pub fn ports(&self, container_id: &str) -> Result<Vec<PortMapping>> {
         Ok(self

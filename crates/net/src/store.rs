@@ -324,6 +324,17 @@ impl Db {
         Ok(ep)
     }
 
+    /// The name a container's endpoints answer to (its aliases stay).
+    pub fn rename_endpoints(&self, container_id: &str, new_name: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE net_endpoints SET container_name = ?2 WHERE container_id = ?1",
+                [container_id, new_name],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     pub fn delete_endpoint(&self, container_id: &str, network_id: &str) -> Result<()> {
         self.conn
             .execute(

@@ -9,6 +9,9 @@ impl Engine {
         let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
         check_name(new_name)?;
         let (_lock, rec) = self.lock(what)?;
-        self.db.rename(&rec.id, new_name)
+        self.db.rename(&rec.id, new_name)?;
+        // A running container's name servers follow at once, as docker's do.
+        self.network_store()?.rename(&rec.id, new_name)?;
+        Ok(())
     }
 }
