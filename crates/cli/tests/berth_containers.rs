@@ -632,20 +632,36 @@ fn reboot_leaves_exited_containers_that_start_again() {
         ])
         .trim()
         .to_string();
-    let pid = env.inspect(&id)["State"]["Pid"].as_i64().expect("pid") as i32;
-    let monitor = ppid(pid).expect("monitor");
+    // A --rm one: the reboot ends it, so it goes (as docker removes it at its restart).
+    let ephemeral = env
+        .ok(&[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "ephemeral",
+            "bb",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
     // The reboot: every process gone, /run empty.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor),
-        nix::sys::signal::SIGKILL,
-    )
-    .expect("kill monitor");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
-        .expect("kill init");
-    eventually("init gone", || {
-        !Path::new(&format!("/proc/{pid}")).exists()
-            || ppid(pid) == Some(1) && cmdline(pid).is_empty()
-    });
+    for c in [&id, &ephemeral] {
+        let pid = env.inspect(c)["State"]["Pid"].as_i64().expect("pid") as i32;
+        let monitor = ppid(pid).expect("monitor");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(monitor),
+            nix::sys::signal::SIGKILL,
+        )
+        .expect("kill monitor");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+            .expect("kill init");
+        eventually("init gone", || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || ppid(pid) == Some(1) && cmdline(pid).is_empty()
+        });
+    }
     for m in env.mounts() {
         nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH).expect("umount");
     }
@@ -654,6 +670,8 @@ fn reboot_leaves_exited_containers_that_start_again() {
         "pids",
         "memory",
         "cpu,cpuacct",
+        "cpu",
+        "cpuacct",
         "freezer",
         "cpuset",
         "devices",
@@ -666,12 +684,16 @@ fn reboot_leaves_exited_containers_that_start_again() {
         "rdma",
         "misc",
     ] {
-        let _ = fs::remove_dir(Path::new("/sys/fs/cgroup").join(h).join("berth").join(&id));
+        for c in [&id, &ephemeral] {
+            let _ = fs::remove_dir(Path::new("/sys/fs/cgroup").join(h).join("berth").join(c));
+        }
     }
     fs::remove_dir_all(&env.run_root).expect("clear run root");
 
     let ps = env.ok(&["ps", "-a"]);
     assert!(ps.contains("survivor") && ps.contains("Exited"), "{ps}");
+    assert!(!ps.contains("ephemeral"), "{ps}");
+    env.assert_gone(&ephemeral);
     assert_eq!(env.inspect(&id)["State"]["Status"], "exited");
     // It starts again on its own upper layer (the file written before the reboot is there).
     env.ok(&["start", "survivor"]);

@@ -71,7 +71,8 @@ impl Engine {
     /// The run root is volatile: when it is new (a reboot, or the first use) no monitor
     /// can be alive, so what crashed containers left in the network store (leases,
     /// published ports, endpoints, name servers) is cleaned up once, as a daemon would at
-    /// its start-up. The marker is made first (O_EXCL) so concurrent commands do it once.
+    /// its start-up; so are `--rm` containers the reboot ended (docker removes them at
+    /// its restart). The marker is made first (O_EXCL) so concurrent commands do it once.
     fn reconcile_after_boot(&self) {
         let marker = self.paths.run_root.join("reconciled");
         let first = fs::OpenOptions::new()
@@ -80,9 +81,27 @@ impl Engine {
             .open(&marker)
             .is_ok();
         if first {
+            self.remove_ended_auto_remove();
             if let Err(e) = self.reconcile_networks() {
                 // Not fatal for the command at hand; `network prune` retries it.
                 eprintln!("berth: warning: network clean-up after a restart: {e}");
+            }
+        }
+    }
+
+    /// `--rm` containers that were started (a `create --rm` one waits for its start) and
+    /// whose monitor is gone.
+    fn remove_ended_auto_remove(&self) {
+        let Ok(all) = self.db.list() else { return };
+        for rec in all {
+            if !rec.config.auto_remove
+                || rec.state.status == Status::Created
+                || self.monitor_alive(&rec.id)
+            {
+                continue;
+            }
+            if let Err(e) = self.remove(&rec.id, true, true) {
+                eprintln!("berth: warning: removing --rm container {}: {e}", rec.name);
             }
         }
     }
