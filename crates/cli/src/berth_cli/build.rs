@@ -15,7 +15,7 @@ use berth_build::{BuildOptions, DockerfileInput, Event, Network, Progress};
 use berth_image::ImageStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::output::parse_rfc3339;
+use super::output::{ago, human_size, parse_rfc3339};
 use super::Globals;
 
 #[derive(clap::Args, Debug)]
@@ -235,47 +235,6 @@ pub fn build(g: &Globals, a: BuildArgs) -> Result<()> {
             .map(drop)
             .map_err(Into::into)
     }
-}
-
-fn human_size(n: u64) -> String {
-    // docker's units: powers of 1000, three significant digits.
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let s = format!("{v:.digits$}");
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &s
-    };
-    format!("{s}{}", units[i])
-}
-
-fn ago(secs: i64) -> String {
-    let s = secs.max(0);
-    let (n, unit) = match s {
-        0..=59 => (s, "second"),
-        60..=3599 => (s / 60, "minute"),
-        3600..=86_399 => (s / 3600, "hour"),
-        86_400..=2_591_999 => (s / 86_400, "day"),
-        2_592_000..=31_535_999 => (s / 2_592_000, "month"),
-        _ => (s / 31_536_000, "year"),
-    };
-    if s < 1 {
-        return "Less than a second ago".into();
-    }
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
 pub fn history(g: &Globals, a: HistoryArgs) -> Result<()> {

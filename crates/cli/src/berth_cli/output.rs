@@ -1,4 +1,4 @@
-//! Tables for `berth images`.
+//! Tables for `berth images`, and the human-readable sizes and ages every table uses.
 
 use anyhow::Result;
 use berth_image::ImageStore;
@@ -94,39 +94,35 @@ pub(super) fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
-fn ago(secs: i64) -> String {
-    let plural = |n: i64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit} ago")
-        } else {
-            format!("{n} {unit}s ago")
-        }
-    };
-    match secs {
-        s if s < 60 => "Less than a minute ago".into(),
-        s if s < 3600 => plural(s / 60, "minute"),
-        s if s < 86_400 => plural(s / 3600, "hour"),
-        s if s < 14 * 86_400 => plural(s / 86_400, "day"),
-        s if s < 60 * 86_400 => plural(s / (7 * 86_400), "week"),
-        s if s < 730 * 86_400 => plural(s / (30 * 86_400), "month"),
-        s => plural(s / (365 * 86_400), "year"),
-    }
+/// docker's CREATED column: `units.HumanDuration` + " ago" (as `ps` uses it).
+pub(super) fn ago(secs: i64) -> String {
+    let ns = secs.max(0).saturating_mul(1_000_000_000);
+    format!("{} ago", berth_engine::container::ps::human_duration(ns))
 }
 
-fn human_size(n: u64) -> String {
+/// docker's `units.HumanSize`: powers of 1000, three significant digits.
+pub(super) fn human_size(n: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < units.len() - 1 {
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
         v /= 1000.0;
-        u += 1;
+        i += 1;
     }
-    if u == 0 {
-        return format!("{n}B");
-    }
-    let num = format!("{v:.2}");
-    let num = num.trim_end_matches('0').trim_end_matches('.');
-    format!("{num}{}", units[u])
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    format!("{s}{}", units[i])
 }
 
 #[cfg(test)]
@@ -140,6 +136,10 @@ mod tests {
             super::parse_rfc3339("2023-11-14T22:13:20.123Z"),
             Some(1_700_000_000)
         );
+        assert_eq!(super::human_size(12_345_678), "12.3MB");
+        assert_eq!(super::human_size(123_456_789), "123MB");
         assert_eq!(super::ago(7200), "2 hours ago");
+        assert_eq!(super::ago(0), "Less than a second ago");
+        assert_eq!(super::ago(90), "About a minute ago");
     }
 }
