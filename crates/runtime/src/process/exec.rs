@@ -14,7 +14,7 @@ use crate::tty;
 use nix::sys::signal::Signal;
 use oci_spec::runtime::{LinuxNamespaceType, PosixRlimit, Process};
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 pub struct ExecArgs<'a> {
@@ -105,7 +105,20 @@ fn setup(a: ExecArgs) -> Result<std::convert::Infallible> {
     let process = a.process;
     let pty = if process.terminal() == Some(true) {
         let root = Root::open(Path::new("/"))?;
-        let pty = tty::allocate(&root, None)?;
+        // The program may ask for its size first thing, and the runtime's copy of the
+        // size reaches the pty only after we are running: size it here, from the
+        // process's consoleSize or, in the foreground, the terminal we were started on.
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16))
+            .or_else(|| {
+                a.console_socket
+                    .is_none()
+                    .then(|| sys::window_size(std::io::stdin().as_fd()).ok())
+                    .flatten()
+            });
+        let pty = tty::allocate(&root, size)?;
         tty::hand_over(&pty.master, a.console_socket, a.channel)?;
         Some(pty.slave)
     } else {
