@@ -158,10 +158,11 @@ impl Env {
         r.stdout
     }
 
-    /// `berth ARGS` on a real terminal (script(1) makes the pty), `input` typed into it.
+    /// `berth ARGS` on a real terminal of 27 rows and 91 columns (script(1) makes the
+    /// pty), `input` typed into it.
     fn in_pty(&self, args: &str, input: &[u8]) -> Res {
         let line = format!(
-            "{BERTH} --root {} --runroot {} {args}",
+            "stty rows 27 cols 91; {BERTH} --root {} --runroot {} {args}",
             self.root.display(),
             self.run_root.display()
         );
@@ -495,6 +496,11 @@ fn interactive_terminal_through_a_pty() {
     assert!(r.stdout.contains("in-shell-42"), "{}", r.stdout);
     assert!(r.stdout.contains("/dev/pts/"), "{}", r.stdout);
     assert!(env.ids().is_empty());
+    // The program sees the terminal's size from its first instruction (not only after
+    // the front-end's resize reaches the monitor).
+    let r = env.in_pty("--default-network none run --rm -it bb stty size", b"");
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("27 91"), "{:?}", r.stdout);
 
     // exec -it into a running container, through a pty too.
     env.ok(&["run", "-d", "--name", "tt", "bb", "sleep", "1000"]);
@@ -502,6 +508,8 @@ fn interactive_terminal_through_a_pty() {
     assert_eq!(r.code, Some(5), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("exec-42"), "{}", r.stdout);
     assert!(r.stdout.contains("/dev/pts/"), "{}", r.stdout);
+    let r = env.in_pty("exec -it tt stty size", b"");
+    assert!(r.stdout.contains("27 91"), "{:?}", r.stdout);
 }
 
 #[test]

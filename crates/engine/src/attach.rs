@@ -225,10 +225,13 @@ pub fn relay(
     }
 }
 
+/// The (rows, cols) of the terminal this front-end runs on (its stdin, else its stdout).
+pub fn terminal_size() -> Option<(u16, u16)> {
+    sys::window_size(io::stdin().as_fd()).or_else(|| sys::window_size(io::stdout().as_fd()))
+}
+
 fn send_size(stream: &mut UnixStream) {
-    let size =
-        sys::window_size(io::stdin().as_fd()).or_else(|| sys::window_size(io::stdout().as_fd()));
-    if let Some((rows, cols)) = size {
+    if let Some((rows, cols)) = terminal_size() {
         let mut p = rows.to_be_bytes().to_vec();
         p.extend_from_slice(&cols.to_be_bytes());
         let _ = write_frame(stream, Kind::Resize, &p);

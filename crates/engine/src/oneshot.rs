@@ -83,6 +83,7 @@ pub fn run_oneshot(req: OneShot) -> Result<i32> {
         user,
         hostname: req.hostname,
         terminal: false,
+        console_size: None,
         read_only_rootfs: false,
         mounts: Vec::new(),
         memory: None,

@@ -71,6 +71,9 @@ pub struct ContainerConfig {
     pub user: String,
     pub hostname: String,
     pub tty: bool,
+    /// (rows, cols) the pty starts with (see `CreateRequest::console_size`).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
     pub open_stdin: bool,
     pub auto_remove: bool,
     pub read_only: bool,

@@ -73,6 +73,8 @@ pub struct SpecInput {
     pub user: ResolvedUser,
     pub hostname: String,
     pub terminal: bool,
+    /// With `terminal`: the pty's (rows, cols) from the start (process.consoleSize).
+    pub console_size: Option<(u16, u16)>,
     pub read_only_rootfs: bool,
     /// In the order given; sorted by depth (parents first) as docker does.
     pub mounts: Vec<MountSpec>,
@@ -408,6 +410,9 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
         "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
         "noNewPrivileges": sec.no_new_privileges,
     });
+    if let Some((rows, cols)) = input.console_size.filter(|_| input.terminal) {
+        process["consoleSize"] = json!({"height": rows, "width": cols});
+    }
     if !input.user.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(input.user.additional_gids);
     }
@@ -537,6 +542,7 @@ mod tests {
             },
             hostname: "abc123".into(),
             terminal: false,
+            console_size: None,
             read_only_rootfs: false,
             mounts: vec![],
             memory: None,

@@ -27,6 +27,7 @@ fn record(id: &str, name: &str) -> ContainerRecord {
             user: String::new(),
             hostname: "h".into(),
             tty: false,
+            console_size: None,
             open_stdin: false,
             auto_remove: false,
             read_only: false,

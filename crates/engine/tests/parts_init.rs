@@ -127,6 +127,7 @@ fn as_pid_1_of_a_container() {
             user: Default::default(),
             hostname: String::new(),
             terminal: false,
+            console_size: None,
             read_only_rootfs: false,
             mounts: vec![],
             memory: None,

@@ -19,6 +19,7 @@ fn input(rootfs: &Path, script: &str, id: &str) -> SpecInput {
         user: resolve_user(rootfs, "").unwrap(),
         hostname: "spec-test".into(),
         terminal: false,
+        console_size: None,
         read_only_rootfs: false,
         mounts: vec![],
         memory: None,

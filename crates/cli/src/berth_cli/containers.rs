@@ -622,6 +622,7 @@ fn create_request(a: CreateArgs) -> Result<CreateRequest> {
         network: a.network.as_deref().map(NetworkMode::parse).transpose()?,
         net,
         tty: a.tty,
+        console_size: a.tty.then(berth_engine::attach::terminal_size).flatten(),
         open_stdin: a.interactive,
         auto_remove: a.rm,
         labels,

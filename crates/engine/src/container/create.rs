@@ -47,6 +47,10 @@ pub struct CreateRequest {
     /// --ip, --network-alias, -p, -P, --dns, --add-host.
     pub net: crate::networking::NetworkOptions,
     pub tty: bool,
+    /// With `tty`: the front-end terminal's (rows, cols), docker's HostConfig.ConsoleSize.
+    /// The pty has it before the program starts (a resize after the start comes too late
+    /// for a program that asks first thing, like `stty size`).
+    pub console_size: Option<(u16, u16)>,
     pub open_stdin: bool,
     pub auto_remove: bool,
     pub labels: Vec<(String, String)>,
@@ -414,6 +418,7 @@ impl Engine {
             user: Default::default(),
             hostname: String::new(),
             terminal: req.tty,
+            console_size: None,
             read_only_rootfs: req.read_only,
             mounts: Vec::new(),
             memory: req.memory,
@@ -479,6 +484,7 @@ impl Engine {
             user: req.user.clone().unwrap_or(img.user),
             hostname: req.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
             tty: req.tty,
+            console_size: req.console_size.filter(|_| req.tty),
             open_stdin: req.open_stdin,
             auto_remove: req.auto_remove,
             read_only: req.read_only,

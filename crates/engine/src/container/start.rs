@@ -153,6 +153,7 @@ impl Engine {
             user,
             hostname: c.hostname.clone(),
             terminal: c.tty,
+            console_size: c.console_size,
             read_only_rootfs: c.read_only,
             mounts,
             memory: c.memory,
