@@ -571,6 +571,23 @@ mod tests {
     }
 
     #[test]
+    fn a_terminal_starts_with_the_console_size() {
+        let mut i = input();
+        i.console_size = Some((27, 91));
+        let v = json_of(&build_spec(&i).unwrap());
+        assert!(
+            v["process"].get("consoleSize").is_none(),
+            "no terminal: {v}"
+        );
+        i.terminal = true;
+        let v = json_of(&build_spec(&i).unwrap());
+        assert_eq!(
+            v["process"]["consoleSize"],
+            json!({"height": 27, "width": 91})
+        );
+    }
+
+    #[test]
     fn default_container_looks_like_dockers() {
         let v = json_of(&build_spec(&input()).unwrap());
         let caps: Vec<&str> = v["process"]["capabilities"]["bounding"]
