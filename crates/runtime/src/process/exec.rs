@@ -14,7 +14,7 @@ use crate::tty;
 use nix::sys::signal::Signal;
 use oci_spec::runtime::{LinuxNamespaceType, PosixRlimit, Process};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 pub struct ExecArgs<'a> {
@@ -115,7 +115,7 @@ fn setup(a: ExecArgs) -> Result<std::convert::Infallible> {
             .or_else(|| {
                 a.console_socket
                     .is_none()
-                    .then(|| sys::window_size(std::io::stdin().as_fd()).ok())
+                    .then(super::foreground::terminal_size)
                     .flatten()
             });
         let pty = tty::allocate(&root, size)?;

@@ -90,9 +90,21 @@ impl Drop for RawMode {
 }
 
 pub fn copy_window_size(master: BorrowedFd) {
-    if let Ok((rows, cols)) = sys::window_size(std::io::stdin().as_fd()) {
+    if let Some((rows, cols)) = terminal_size() {
         let _ = sys::set_window_size(master, rows, cols);
     }
+}
+
+/// The size of the terminal we run on: stdin's, else stdout's or stderr's (`exec -t`
+/// without `-i` has no terminal on stdin), as runc's console.Current() looks.
+pub fn terminal_size() -> Option<(u16, u16)> {
+    [
+        std::io::stdin().as_fd(),
+        std::io::stdout().as_fd(),
+        std::io::stderr().as_fd(),
+    ]
+    .into_iter()
+    .find_map(|fd| sys::window_size(fd).ok())
 }
 
 fn exit_code(status: WaitStatus) -> Option<i32> {
