@@ -16,7 +16,8 @@ use crate::error::Result;
 /// Run `work` on every item, [`MAX_CONCURRENT_TRANSFERS`] at a time. `on_done(i)` runs on
 /// the calling thread as each item finishes (in completion order), so it may use what
 /// isn't `Sync` (the store's database). After the first error no new item starts, `cancel`
-/// tells running ones to stop, and that error is returned once every thread has ended.
+/// tells running ones to stop, and that error (not the "cancelled" ones it causes) is
+/// returned once every thread has ended.
 pub(crate) fn concurrently<T: Sync>(
     items: &[T],
     work: impl Fn(&T, &AtomicBool) -> Result<()> + Sync,
@@ -30,14 +31,19 @@ pub(crate) fn concurrently<T: Sync>(
             let tx = tx.clone();
             let (next, cancel, work) = (&next, &cancel, &work);
             s.spawn(move || {
-                while !cancel.load(Ordering::Relaxed) {
+                while !cancel.load(Ordering::Acquire) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
                     let res = work(item, cancel);
-                    if res.is_err() {
-                        cancel.store(true, Ordering::Relaxed);
+                    let failed = res.is_err();
+                    // The error is queued before the others are told to stop (Release,
+                    // paired with their Acquire), so it reaches the receiver ahead of the
+                    // "cancelled" errors it causes.
+                    let sent = tx.send((i, res));
+                    if failed {
+                        cancel.store(true, Ordering::Release);
                     }
-                    if tx.send((i, res)).is_err() {
+                    if sent.is_err() {
                         break;
                     }
                 }
@@ -51,7 +57,7 @@ pub(crate) fn concurrently<T: Sync>(
                 other => other,
             };
             if let Err(e) = res {
-                cancel.store(true, Ordering::Relaxed);
+                cancel.store(true, Ordering::Release);
                 first_err.get_or_insert(e);
             }
         }
@@ -107,7 +113,7 @@ impl<R> ProgressReader<'_, R> {
 
 impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
+        if self.cancel.load(Ordering::Acquire) {
             // Not ErrorKind::Interrupted: io::copy would retry that forever.
             return Err(io::Error::other("cancelled: another transfer failed"));
         }
@@ -174,6 +180,35 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("one"), "{err}");
         assert!(started.load(Ordering::SeqCst) < items.len());
+    }
+
+    #[test]
+    fn the_failure_is_reported_not_the_cancellations_it_causes() {
+        // Item 0 fails after the others are running; they fail at once when cancelled,
+        // so their errors race the root one to the receiver.
+        let items: Vec<usize> = (0..3).collect();
+        for _ in 0..200 {
+            let running = AtomicUsize::new(0);
+            let err = concurrently(
+                &items,
+                |&i, cancel| {
+                    running.fetch_add(1, Ordering::SeqCst);
+                    while running.load(Ordering::SeqCst) < items.len() {
+                        thread::yield_now();
+                    }
+                    if i == 0 {
+                        return Err(Error::ImageNotFound("root cause".into()));
+                    }
+                    while !cancel.load(Ordering::Acquire) {
+                        thread::yield_now();
+                    }
+                    Err(Error::ImageNotFound("cancelled".into()))
+                },
+                |_| Ok(()),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("root cause"), "{err}");
+        }
     }
 
     #[test]
