@@ -231,14 +231,7 @@ impl Engine {
                     "--ip {ip}: user specified IP address is supported on user defined networks only"
                 )));
             }
-            if !n.subnet.contains(ip) {
-                return Err(berth_net::Error::AddressOutsideSubnet {
-                    network: n.name,
-                    ip,
-                    subnet: n.subnet.to_string(),
-                }
-                .into());
-            }
+            n.check_requested_address(ip)?;
         }
         if !opts.aliases.is_empty() && n.name == berth_net::DEFAULT_NETWORK {
             return Err(Error::InvalidOption(
@@ -493,14 +486,7 @@ impl Engine {
             .into());
         }
         if let Some(ip) = ip {
-            if !n.subnet.contains(ip) {
-                return Err(berth_net::Error::AddressOutsideSubnet {
-                    network: n.name,
-                    ip,
-                    subnet: n.subnet.to_string(),
-                }
-                .into());
-            }
+            n.check_requested_address(ip)?;
         }
         let attach = NetworkAttach {
             name: n.name.clone(),

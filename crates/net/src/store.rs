@@ -36,6 +36,21 @@ pub struct Network {
     pub dns: bool,
 }
 
+impl Network {
+    /// An address asked for (`--ip`) must be a host address of the subnet (not the
+    /// network or broadcast address). Whether it is free is the lease's business.
+    pub fn check_requested_address(&self, ip: Ipv4Addr) -> Result<()> {
+        if self.subnet.is_host(ip) {
+            return Ok(());
+        }
+        Err(Error::AddressOutsideSubnet {
+            network: self.name.clone(),
+            ip,
+            subnet: self.subnet.to_string(),
+        })
+    }
+}
+
 fn display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
@@ -285,13 +300,7 @@ impl Db {
                 .next_free(network.gateway, &used)
                 .ok_or_else(|| Error::NetworkFull(network.name.clone()))?;
         } else {
-            if !network.subnet.is_host(ep.ip) {
-                return Err(Error::AddressOutsideSubnet {
-                    network: network.name.clone(),
-                    ip: ep.ip,
-                    subnet: network.subnet.to_string(),
-                });
-            }
+            network.check_requested_address(ep.ip)?;
             if ep.ip == network.gateway || used.contains(&ep.ip) {
                 return Err(Error::AddressInUse {
                     network: network.name.clone(),
