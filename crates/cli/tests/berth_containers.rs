@@ -5,159 +5,23 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+mod berth_env;
+use berth_env::{busybox_tar, is_root, wait_output, Env, Res, Suite, BERTH};
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 const RUNC: &str = "/usr/sbin/runc";
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// A busybox root file system tarball, made once per test binary.
-fn busybox_tar() -> &'static Path {
-    static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        // Kept between runs (in the target dir): made under a temporary name, renamed
-        // into place when complete.
-        let tar = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("berth-ctr-busybox.tar");
-        if tar.exists() {
-            return tar;
-        }
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("berth-ctr-bb-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("tmp dir");
-        let rootfs = dir.join("rootfs");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
-        let st = Command::new("bash")
-            .arg(&script)
-            .arg(&rootfs)
-            .status()
-            .expect("busybox-rootfs.sh");
-        assert!(st.success(), "busybox-rootfs.sh failed");
-        // A user for -u tests and a file that isn't executable.
-        let mut passwd = fs::OpenOptions::new()
-            .append(true)
-            .open(rootfs.join("etc/passwd"))
-            .expect("passwd");
-        writeln!(passwd, "app:x:1000:1000:app:/home/app:/bin/sh").expect("passwd");
-        let mut group = fs::OpenOptions::new()
-            .append(true)
-            .open(rootfs.join("etc/group"))
-            .expect("group");
-        writeln!(group, "app:x:1000:").expect("group");
-        fs::create_dir_all(rootfs.join("home/app")).expect("home");
-        fs::write(rootfs.join("bin/not-exec"), "#!/bin/sh\necho no\n").expect("not-exec");
-        let partial = dir.join("busybox.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&partial)
-            .arg(".")
-            .status()
-            .expect("tar");
-        assert!(st.success());
-        fs::rename(&partial, &tar).expect("rename tar");
-        let _ = fs::remove_dir_all(&dir);
-        tar
-    })
-}
-
-/// One test's engine: root, run root, and cleanup.
-struct Env {
-    root: PathBuf,
-    run_root: PathBuf,
-}
-
-struct Res {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Res {
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stderr: {}\nstdout: {}",
-            self.stderr,
-            self.stdout
-        );
-        &self.stdout
-    }
-}
-
-fn res(o: Output) -> Res {
-    Res {
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
+/// These tests run in the host's network namespace: no default bridge made there
+/// (berth_networks.rs tests networks in namespaces of its own).
+static SUITE: Suite = Suite {
+    prefix: "ct",
+    default_network: Some("none"),
+    private_netns: false,
+};
 
 impl Env {
-    fn new(name: &str) -> Env {
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("berth-ctr-{name}-{}-{n}", std::process::id()));
-        // Short: the console socket path must fit a sockaddr_un.
-        let run_root = PathBuf::from(format!("/run/bct-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        let env = Env { root, run_root };
-        let tar = busybox_tar().to_str().expect("utf8").to_string();
-        env.ok(&["import", &tar, "bb"]);
-        env
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BERTH);
-        // These tests run in the host's network namespace: no default bridge made there
-        // (berth_networks.rs tests networks in namespaces of its own).
-        c.env("BERTH_DEFAULT_NETWORK", "none")
-            .arg("--root")
-            .arg(&self.root)
-            .arg("--runroot")
-            .arg(&self.run_root)
-            .args(args);
-        c
-    }
-
-    /// Run berth to completion (60 s at most).
-    fn run(&self, args: &[&str]) -> Res {
-        let child = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn berth");
-        wait_output(child, Duration::from_secs(60), args)
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let r = self.run(args);
-        assert_eq!(
-            r.code,
-            Some(0),
-            "berth {args:?} failed: {}\n{}",
-            r.stderr,
-            r.stdout
-        );
-        r.stdout
-    }
-
     /// `berth ARGS` on a real terminal of 27 rows and 91 columns (script(1) makes the
     /// pty), `input` typed into it.
     fn in_pty(&self, args: &str, input: &[u8]) -> Res {
@@ -180,29 +44,6 @@ impl Env {
             .write_all(input)
             .expect("write");
         wait_output(child, Duration::from_secs(30), &["script", args])
-    }
-
-    fn inspect(&self, c: &str) -> Value {
-        let v: Value = serde_json::from_str(&self.ok(&["inspect", c])).expect("json");
-        v[0].clone()
-    }
-
-    fn ids(&self) -> Vec<String> {
-        self.ok(&["ps", "-aq", "--no-trunc"])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Mount points under our run root.
-    fn mounts(&self) -> Vec<String> {
-        let rr = self.run_root.to_str().unwrap_or("?").to_string();
-        fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&rr))
-            .collect()
     }
 
     /// Nothing of container `id` left on the host.
@@ -229,43 +70,6 @@ impl Env {
             assert!(!p.exists(), "cgroup {} left", p.display());
         }
     }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Ok(o) = self.cmd(&["ps", "-aq", "--no-trunc"]).output() {
-            for id in String::from_utf8_lossy(&o.stdout).lines() {
-                let _ = self.cmd(&["rm", "-f", "-v", id]).output();
-            }
-        }
-        let mut mounts = self.mounts();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        let _ = fs::remove_dir_all(&self.run_root);
-        let _ = fs::remove_dir_all(&self.root);
-    }
-}
-
-fn wait_output(mut child: std::process::Child, limit: Duration, what: &[&str]) -> Res {
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() > limit => {
-                let _ = child.kill();
-                let o = child.wait_with_output().expect("output");
-                panic!(
-                    "berth {what:?} timed out; stderr: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("wait: {e}"),
-        }
-    }
-    res(child.wait_with_output().expect("output"))
 }
 
 /// Poll `f` for up to 10 s (tests only: the engine itself never polls).
@@ -309,7 +113,7 @@ macro_rules! need_root {
 #[test]
 fn run_foreground_exit_codes_and_streams() {
     need_root!();
-    let env = Env::new("fg");
+    let env = Env::new(&SUITE, "fg");
     let r = env.run(&[
         "run",
         "--rm",
@@ -345,7 +149,7 @@ fn run_foreground_exit_codes_and_streams() {
 #[test]
 fn detached_container_survives_the_cli() {
     need_root!();
-    let env = Env::new("detach");
+    let env = Env::new(&SUITE, "detach");
     let id = env
         .ok(&[
             "run",
@@ -422,7 +226,7 @@ fn detached_container_survives_the_cli() {
 #[test]
 fn logs_follow_tail_timestamps() {
     need_root!();
-    let env = Env::new("logs");
+    let env = Env::new(&SUITE, "logs");
     env.ok(&[
         "run",
         "-d",
@@ -487,7 +291,7 @@ fn interactive_terminal_through_a_pty() {
         eprintln!("skipped: no script(1)");
         return;
     }
-    let env = Env::new("tty");
+    let env = Env::new(&SUITE, "tty");
     let r = env.in_pty(
         "--default-network none run --rm -it bb sh",
         b"tty; echo in-shell-$((6*7))\nexit 7\n",
@@ -520,7 +324,7 @@ fn runc_as_the_runtime() {
         eprintln!("skipped: no {RUNC}");
         return;
     }
-    let env = Env::new("runc");
+    let env = Env::new(&SUITE, "runc");
     let r = env.run(&[
         "run",
         "--rm",
@@ -552,7 +356,7 @@ fn runc_as_the_runtime() {
 #[test]
 fn bad_input_fails_cleanly() {
     need_root!();
-    let env = Env::new("bad");
+    let env = Env::new(&SUITE, "bad");
     let r = env.run(&["run", "--rm", "no-such-image", "true"]);
     assert_eq!(r.code, Some(125));
     assert!(
@@ -627,7 +431,7 @@ fn bad_input_fails_cleanly() {
 #[test]
 fn reboot_leaves_exited_containers_that_start_again() {
     need_root!();
-    let env = Env::new("reboot");
+    let env = Env::new(&SUITE, "reboot");
     let id = env
         .ok(&[
             "run",
@@ -717,7 +521,7 @@ fn reboot_leaves_exited_containers_that_start_again() {
 #[test]
 fn lifecycle_verbs() {
     need_root!();
-    let env = Env::new("verbs");
+    let env = Env::new(&SUITE, "verbs");
     let id = env
         .ok(&[
             "create",
@@ -800,7 +604,7 @@ fn lifecycle_verbs() {
 #[test]
 fn volumes_binds_and_tmpfs() {
     need_root!();
-    let env = Env::new("vol");
+    let env = Env::new(&SUITE, "vol");
     let host = env.root.join("hostdir");
     fs::create_dir_all(&host).expect("hostdir");
     fs::write(host.join("in"), "from-host").expect("write");
@@ -830,7 +634,7 @@ fn volumes_binds_and_tmpfs() {
 #[test]
 fn image_config_is_honoured() {
     need_root!();
-    let env = Env::new("imgcfg");
+    let env = Env::new(&SUITE, "imgcfg");
     // An image with a config: load an OCI layout whose config sets every field.
     let layout = env.root.join("layout");
     fs::create_dir_all(layout.join("blobs/sha256")).expect("layout");
@@ -935,7 +739,7 @@ fn image_config_is_honoured() {
 #[test]
 fn concurrent_commands_are_safe() {
     need_root!();
-    let env = std::sync::Arc::new(Env::new("conc"));
+    let env = std::sync::Arc::new(Env::new(&SUITE, "conc"));
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let env = env.clone();
@@ -1030,7 +834,7 @@ mod sha2_hex {
 #[test]
 fn init_is_pid_1() {
     need_root!();
-    let env = Env::new("init1");
+    let env = Env::new(&SUITE, "init1");
     let out = env.ok(&["run", "--rm", "--init", "bb", "ps", "-o", "pid,args"]);
     let first = out.lines().nth(1).expect("pid 1 row");
     assert!(
@@ -1045,7 +849,7 @@ fn init_is_pid_1() {
 #[test]
 fn init_forwards_signals() {
     need_root!();
-    let env = Env::new("init2");
+    let env = Env::new(&SUITE, "init2");
     env.ok(&["run", "-d", "--init", "--name", "i1", "bb", "sleep", "1000"]);
     // sleep isn't pid 1 now: the forwarded SIGTERM ends it at once, status 143.
     let t = Instant::now();
@@ -1057,7 +861,7 @@ fn init_forwards_signals() {
 #[test]
 fn limits_capabilities_and_start_attach() {
     need_root!();
-    let env = Env::new("limits");
+    let env = Env::new(&SUITE, "limits");
     let id = env
         .ok(&[
             "run",
@@ -1132,7 +936,7 @@ fn limits_capabilities_and_start_attach() {
 #[test]
 fn network_modes_env_file_and_mount_flag() {
     need_root!();
-    let env = Env::new("netenv");
+    let env = Env::new(&SUITE, "netenv");
     let host_ns = fs::read_link("/proc/self/ns/net").expect("netns");
     let host_ns = host_ns.to_str().expect("utf8");
     assert_eq!(
@@ -1233,7 +1037,7 @@ fn network_modes_env_file_and_mount_flag() {
 #[test]
 fn attach_to_a_running_container() {
     need_root!();
-    let env = Env::new("attach");
+    let env = Env::new(&SUITE, "attach");
     env.ok(&[
         "run",
         "-d",
@@ -1277,7 +1081,7 @@ fn attach_to_a_running_container() {
 #[test]
 fn images_used_by_containers_are_kept() {
     need_root!();
-    let env = Env::new("rmi");
+    let env = Env::new(&SUITE, "rmi");
     env.ok(&["create", "--name", "user", "bb", "true"]);
     // Its layers are the container's lower dirs: rmi refuses, prune keeps it.
     let r = env.run(&["rmi", "bb"]);
@@ -1296,7 +1100,7 @@ fn images_used_by_containers_are_kept() {
 #[test]
 fn etc_files_in_every_network_mode() {
     need_root!();
-    let env = Env::new("etcfiles");
+    let env = Env::new(&SUITE, "etcfiles");
     // none: localhost resolves and the hostname is the container's, as docker.
     let out = env.ok(&[
         "run",

@@ -9,22 +9,22 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+mod berth_env;
+use berth_env::{is_root, wait_output, Env, Suite};
+
+static SUITE: Suite = Suite {
+    prefix: "nt",
+    default_network: None,
+    private_netns: true,
+};
+
 /// Set in the child that runs a test's body inside its namespaces.
 const INSIDE: &str = "BERTH_NETWORKS_TEST_INSIDE";
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
 
 /// Run `body` inside fresh network + mount namespaces: outside, re-exec this test there
 /// and check it passed; inside, run it.
@@ -63,127 +63,7 @@ fn in_netns(name: &str, body: impl FnOnce()) {
     );
 }
 
-/// A busybox root file system tarball, made once per target dir.
-fn busybox_tar() -> &'static Path {
-    static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let tar = tmp.join("berth-net-busybox.tar");
-        if tar.exists() {
-            return tar;
-        }
-        let dir = tmp.join(format!("berth-net-bb-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let rootfs = dir.join("rootfs");
-        fs::create_dir_all(&dir).expect("tmp dir");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
-        let st = Command::new("bash")
-            .arg(&script)
-            .arg(&rootfs)
-            .status()
-            .expect("busybox-rootfs.sh");
-        assert!(st.success(), "busybox-rootfs.sh failed");
-        let partial = dir.join("busybox.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&partial)
-            .arg(".")
-            .status()
-            .expect("tar");
-        assert!(st.success());
-        fs::rename(&partial, &tar).expect("rename tar");
-        let _ = fs::remove_dir_all(&dir);
-        tar
-    })
-}
-
-struct Res {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn wait_output(mut child: Child, limit: Duration, what: &[&str]) -> Res {
-    let start = Instant::now();
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what:?} did not finish in {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Res {
-        code: status.code(),
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
-    }
-}
-
-/// One test's engine (inside its namespaces).
-struct Env {
-    root: PathBuf,
-    run_root: PathBuf,
-}
-
 impl Env {
-    fn new(name: &str) -> Env {
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("berth-net-{name}-{}-{n}", std::process::id()));
-        let run_root = PathBuf::from(format!("/run/bnt-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        let env = Env { root, run_root };
-        let tar = busybox_tar().to_str().expect("utf8").to_string();
-        env.ok(&["import", &tar, "bb"]);
-        env
-    }
-
-    fn run(&self, args: &[&str]) -> Res {
-        let child = Command::new(BERTH)
-            .arg("--root")
-            .arg(&self.root)
-            .arg("--runroot")
-            .arg(&self.run_root)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn berth");
-        wait_output(child, Duration::from_secs(60), args)
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let r = self.run(args);
-        assert_eq!(
-            r.code,
-            Some(0),
-            "berth {args:?} failed: {}\n{}",
-            r.stderr,
-            r.stdout
-        );
-        r.stdout
-    }
-
     /// A refused command: exit 125 and a one-line error naming `needle`.
     #[track_caller]
     fn refused(&self, args: &[&str], needle: &str) {
@@ -203,11 +83,6 @@ impl Env {
         assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     }
 
-    fn inspect(&self, what: &str) -> Value {
-        let v: Value = serde_json::from_str(&self.ok(&["inspect", what])).expect("json");
-        v[0].clone()
-    }
-
     fn network(&self, name: &str) -> Value {
         let v: Value = serde_json::from_str(&self.ok(&["network", "inspect", name])).expect("json");
         v[0].clone()
@@ -218,13 +93,6 @@ impl Env {
             .as_str()
             .unwrap_or_default()
             .to_string()
-    }
-
-    fn ids(&self) -> Vec<String> {
-        self.ok(&["ps", "-aq", "--no-trunc"])
-            .lines()
-            .map(str::to_string)
-            .collect()
     }
 
     /// A container serving `text` over HTTP on port 7000 (busybox httpd).
@@ -278,63 +146,12 @@ impl Env {
             .unwrap_or_default()
     }
 
-    fn mounts(&self) -> Vec<String> {
-        let rr = self.run_root.to_str().unwrap_or("?").to_string();
-        fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&rr))
-            .collect()
-    }
-
     /// No container record, namespace file or mount is left.
     #[track_caller]
     fn assert_nothing_half_made(&self) {
         assert_eq!(self.ids(), Vec::<String>::new(), "container records left");
         assert_eq!(self.netns_files(), Vec::<String>::new(), "netns files left");
         assert_eq!(self.mounts(), Vec::<String>::new(), "mounts left");
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let ids: Vec<String> = self
-            .run(&["ps", "-aq", "--no-trunc"])
-            .stdout
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids.iter().map(String::as_str));
-            let _ = self.run(&args);
-        }
-        let _ = self.run(&["network", "prune", "-f"]);
-        kill_namespace_processes();
-        for m in self.mounts().iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        let _ = fs::remove_dir_all(&self.root);
-        let _ = fs::remove_dir_all(&self.run_root);
-    }
-}
-
-/// Kill every process in this network namespace but us (name servers, proxies, monitors
-/// a failed test left): nothing outlives the test.
-fn kill_namespace_processes() {
-    let mine = fs::read_link("/proc/self/ns/net").ok();
-    let me = std::process::id() as i32;
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid != me && fs::read_link(format!("/proc/{pid}/ns/net")).ok() == mine {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
     }
 }
 
@@ -393,7 +210,7 @@ fn http_get(addr: &str) -> Option<String> {
 #[test]
 fn user_network_names_ping_tcp_and_isolation() {
     in_netns("user_network_names_ping_tcp_and_isolation", || {
-        let env = Env::new("names");
+        let env = Env::new(&SUITE, "names");
         env.ok(&["network", "create", "front"]);
         env.ok(&["network", "create", "back"]);
         env.server(
@@ -488,7 +305,7 @@ fn published_port_reaches_the_container_from_the_host_side() {
     in_netns(
         "published_port_reaches_the_container_from_the_host_side",
         || {
-            let env = Env::new("ports");
+            let env = Env::new(&SUITE, "ports");
             env.ok(&["network", "create", "pub"]);
             env.server(
                 &[
@@ -577,7 +394,7 @@ fn published_port_reaches_the_container_from_the_host_side() {
 #[test]
 fn no_network_has_only_lo_and_it_is_up() {
     in_netns("no_network_has_only_lo_and_it_is_up", || {
-        let env = Env::new("none");
+        let env = Env::new(&SUITE, "none");
         let out = env.ok(&[
             "run",
             "--rm",
@@ -603,7 +420,7 @@ fn no_network_has_only_lo_and_it_is_up() {
 #[test]
 fn default_bridge_and_container_mode() {
     in_netns("default_bridge_and_container_mode", || {
-        let env = Env::new("default");
+        let env = Env::new(&SUITE, "default");
         let id = env.server(&["--name", "first", "--network", "bridge"], "default-body");
         let ip = env.ip_of("first");
         assert!(ip.starts_with("172.17."), "{ip}");
@@ -647,7 +464,7 @@ fn default_bridge_and_container_mode() {
 #[test]
 fn connect_and_disconnect_a_running_container() {
     in_netns("connect_and_disconnect_a_running_container", || {
-        let env = Env::new("connect");
+        let env = Env::new(&SUITE, "connect");
         env.ok(&["network", "create", "one"]);
         env.ok(&["network", "create", "two"]);
         env.server(&["--name", "multi", "--network", "one"], "multi-body");
@@ -678,7 +495,7 @@ fn connect_and_disconnect_a_running_container() {
 #[test]
 fn after_rm_no_veth_rule_or_lease_remains() {
     in_netns("after_rm_no_veth_rule_or_lease_remains", || {
-        let env = Env::new("rm");
+        let env = Env::new(&SUITE, "rm");
         env.ok(&["network", "create", "--subnet", "10.77.0.0/24", "clean"]);
         let before_links = links();
         env.server(
@@ -741,7 +558,7 @@ fn after_rm_no_veth_rule_or_lease_remains() {
 #[test]
 fn bad_input_is_refused_and_leaves_nothing() {
     in_netns("bad_input_is_refused_and_leaves_nothing", || {
-        let env = Env::new("bad");
+        let env = Env::new(&SUITE, "bad");
         env.refused(
             &["run", "--network", "nosuchnet", "bb", "true"],
             "nosuchnet",
@@ -829,7 +646,7 @@ fn a_killed_monitor_or_a_wiped_run_root_does_not_block_the_next_start() {
     in_netns(
         "a_killed_monitor_or_a_wiped_run_root_does_not_block_the_next_start",
         || {
-            let env = Env::new("crash");
+            let env = Env::new(&SUITE, "crash");
             env.ok(&["network", "create", "--subnet", "10.66.0.0/24", "crashnet"]);
             let id = env.server(
                 &[
